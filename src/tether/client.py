@@ -1,0 +1,289 @@
+"""``tether.Client``: the code-first door.
+
+A thin request builder in front of the pipeline: it turns ``get(...)`` into an ``httpx2.Request``
+with a ``CallContext``, passes it through the policies (in the fixed order of
+``tether.pipeline.ORDER``) and finally to the engine. It returns ``httpx2.Response`` objects; error
+statuses become typed ``tether.errors`` exceptions (``raise_for_status=False`` returns them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+import httpx2
+
+from tether import events as ev
+from tether._clock import Clock, system_clock
+from tether._config import DEFAULT, Default, Timeouts
+from tether._context import CONTEXT_KEY, CallContext
+from tether._redact import redact_url
+from tether._units import Duration
+from tether.errors import TetherError, error_for_status
+from tether.events import EventBus, Listener
+from tether.pipeline._base import Pipeline, PolicyEnv, PolicyOptions
+from tether.state import StateStore
+from tether.transport import EngineOptions
+from tether.transport._factory import create_transport
+from tether.transport._redirects import send_following_redirects
+
+__all__ = ["Client"]
+
+_VERSION = "0.1.0"
+_DEFAULT_HEADERS: Mapping[str, str] = {
+    "User-Agent": f"tether/{_VERSION}",
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate, br",
+}
+
+
+class Client:
+    """An async HTTP client with a resilience pipeline.
+
+    ``policies`` are options objects (``tether.Retry(...)``, ``tether.Breaker(...)`` …); each is
+    built once for this client and placed in the pipeline by its kind, whatever the list order.
+    The client starts lazily (on the first request) and must be closed with ``aclose()`` or used
+    as ``async with``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | httpx2.URL | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: Timeouts | Duration | None | Default = DEFAULT,
+        policies: Sequence[PolicyOptions] = (),
+        engine: EngineOptions | None = None,
+        http_version: str | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        follow_redirects: bool | None = None,
+        raise_for_status: bool = True,
+        service: str | None = None,
+        listeners: Iterable[Listener] = (),
+        clock: Clock | None = None,
+        state: StateStore | None = None,
+    ) -> None:
+        self._base_url = _normalise_base(base_url)
+        self._headers = httpx2.Headers(_DEFAULT_HEADERS)
+        if headers:
+            self._headers.update(headers)
+        self._params = dict(params or {})
+        self.timeouts = Timeouts() if timeout is DEFAULT else Timeouts.of(timeout)
+        engine = engine or EngineOptions()
+        if http_version is not None or follow_redirects is not None:
+            engine = dataclasses.replace(
+                engine,
+                http_version=http_version if http_version is not None else engine.http_version,
+                follow_redirects=follow_redirects if follow_redirects is not None else engine.follow_redirects,
+            )
+        self.engine = engine
+        self.service = service or (self._base_url.host if self._base_url is not None else "default")
+        self.events = EventBus(listeners, service=self.service)
+        self._clock = clock or system_clock
+        self._raise_for_status = raise_for_status
+        self._transport = transport
+        self._owns_transport = transport is None
+        self._closed = False
+        self._env = PolicyEnv(service=self.service, clock=self._clock, events=self.events, store=state)
+        self._pipeline = Pipeline.build(list(policies), self._env, self._send)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._ensure_open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close pooled connections. The client cannot be used afterwards."""
+        self._closed = True
+        transport, self._transport = self._transport, None
+        if transport is not None and self._owns_transport:
+            await transport.aclose()
+
+    def _ensure_open(self) -> httpx2.AsyncBaseTransport:
+        if self._closed:
+            raise RuntimeError("this tether.Client is closed; create a new one")
+        if self._transport is None:
+            self._transport = create_transport(self.engine)
+        return self._transport
+
+    # --- introspection -----------------------------------------------------------------------
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._pipeline
+
+    def describe(self) -> list[str]:
+        """The pipeline's policy kinds, outermost first (see ``tether.pipeline.ORDER``)."""
+        return self._pipeline.describe()
+
+    def __repr__(self) -> str:
+        base = redact_url(str(self._base_url)) if self._base_url is not None else None
+        return f"Client(base_url={base!r}, service={self.service!r}, pipeline={self.describe()!r})"
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def build_request(
+        self,
+        method: str,
+        url: str | httpx2.URL,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        data: Mapping[str, Any] | None = None,
+        timeout: Timeouts | Duration | None | Default = DEFAULT,
+        endpoint: str | None = None,
+        idempotent: bool | None = None,
+        idempotency_key: str | None = None,
+        stream: bool = False,
+    ) -> httpx2.Request:
+        """The request ``request()`` would send, with its ``CallContext`` attached."""
+        merged_headers = self._headers
+        if headers:
+            merged_headers = self._headers.copy()
+            merged_headers.update(headers)
+        merged_params: Mapping[str, Any] | None = params
+        if self._params:
+            merged_params = {**self._params, **(params or {})}
+        timeouts = self.timeouts if timeout is DEFAULT else Timeouts.of(timeout)
+        ctx = CallContext(
+            service=self.service,
+            timeouts=timeouts,
+            endpoint=endpoint,
+            idempotent=idempotent,
+            idempotency_key=idempotency_key,
+            stream=stream,
+        )
+        return httpx2.Request(
+            method,
+            self._merge_url(url),
+            params=merged_params,
+            headers=merged_headers,
+            json=json,
+            content=content,
+            data=data,
+            extensions={CONTEXT_KEY: ctx, "timeout": timeouts.as_extension()},
+        )
+
+    async def send(self, request: httpx2.Request) -> httpx2.Response:
+        """Send a request made by ``build_request`` through the pipeline."""
+        self._ensure_open()
+        try:
+            return await self._pipeline(request)
+        except TetherError as exc:
+            if not self._raise_for_status and exc.response is not None and exc.status_code is not None:
+                return exc.response
+            raise
+
+    async def request(self, method: str, url: str | httpx2.URL, **kwargs: Any) -> httpx2.Response:
+        """Send one request through the pipeline and read the whole body.
+
+        Keywords: ``params``, ``headers``, ``json``, ``content``, ``data``, ``timeout``,
+        ``endpoint`` (a name for telemetry), ``idempotent``, ``idempotency_key``.
+        """
+        return await self.send(self.build_request(method, url, **kwargs))
+
+    async def get(self, url: str | httpx2.URL, **kwargs: Any) -> httpx2.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def head(self, url: str | httpx2.URL, **kwargs: Any) -> httpx2.Response:
+        return await self.request("HEAD", url, **kwargs)
+
+    async def post(self, url: str | httpx2.URL, **kwargs: Any) -> httpx2.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str | httpx2.URL, **kwargs: Any) -> httpx2.Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str | httpx2.URL, **kwargs: Any) -> httpx2.Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str | httpx2.URL, **kwargs: Any) -> httpx2.Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str | httpx2.URL, **kwargs: Any) -> AsyncIterator[httpx2.Response]:
+        """Send a request and yield the response with its body unread (``aiter_bytes()`` etc.).
+
+        The body is not size-limited. The response is closed when the block exits.
+        """
+        response = await self.send(self.build_request(method, url, stream=True, **kwargs))
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    # --- the terminal handler ----------------------------------------------------------------
+
+    async def _send(self, request: httpx2.Request) -> httpx2.Response:
+        """Innermost stage: the engine (following redirects if enabled), body read, status mapping."""
+        transport = self._ensure_open()
+        ctx: CallContext = request.extensions[CONTEXT_KEY]
+        if ctx.attempt == 0:
+            ctx.attempt = 1
+        events = self.events
+        if events.active:
+            events.emit(
+                ev.REQUEST_SENT,
+                endpoint=ctx.endpoint,
+                method=request.method,
+                url=str(request.url),
+                attempt=ctx.attempt,
+            )
+        started = self._clock.monotonic()
+        if self.engine.follow_redirects:
+            response = await send_following_redirects(transport, request, self.engine, events)
+        else:
+            response = await transport.handle_async_request(request)
+        response.request = request
+        status = response.status_code
+        try:
+            if not ctx.stream or status >= 400:
+                await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+        if events.active:
+            events.emit(
+                ev.RESPONSE_RECEIVED,
+                endpoint=ctx.endpoint,
+                method=request.method,
+                url=str(request.url),
+                status=status,
+                attempt=ctx.attempt,
+                elapsed=round(self._clock.monotonic() - started, 6),
+            )
+        if status >= 400:
+            raise error_for_status(
+                response, service=ctx.service, endpoint=ctx.endpoint, request_id=ctx.request_id
+            )
+        return response
+
+    def _merge_url(self, url: str | httpx2.URL) -> httpx2.URL:
+        target = httpx2.URL(url)
+        if not target.is_relative_url or self._base_url is None:
+            if target.is_relative_url:
+                raise ValueError(f"relative URL {str(target)!r} needs a base_url on the client")
+            return target
+        base = self._base_url
+        path = base.raw_path.split(b"?", 1)[0] + target.raw_path.lstrip(b"/")
+        return base.copy_with(raw_path=path)
+
+
+def _normalise_base(base_url: str | httpx2.URL | None) -> httpx2.URL | None:
+    if base_url is None or base_url == "":
+        return None
+    url = httpx2.URL(base_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an absolute http(s) URL, got {redact_url(str(base_url))!r}")
+    if not url.raw_path.endswith(b"/"):
+        url = url.copy_with(raw_path=url.raw_path + b"/")
+    return url
