@@ -114,8 +114,10 @@ class TetherError(Exception):
         self.request_id = request_id
         self.retry_after = retry_after
         self.response = response
-        self.status_code = status_code if status_code is not None else (
-            response.status_code if response is not None else None
+        self.status_code = (
+            status_code
+            if status_code is not None
+            else (response.status_code if response is not None else None)
         )
         self.title = title
         self.detail = redact_text(detail) if detail else detail
@@ -160,14 +162,14 @@ class Rejected(TetherError):
     error_code = "REJECTED_001"
 
 
-class ConnectionError(TetherError):  # noqa: A001 - the seed's name, namespaced in tether.errors
+class ConnectionError(TetherError):
     """The connection could not be made or was lost (refused, reset, DNS, TLS)."""
 
     error_code = "CONN_001"
     error_type = "ConnectionError"
 
 
-class TimeoutError(TetherError):  # noqa: A001 - the seed's name, namespaced in tether.errors
+class TimeoutError(TetherError):
     """A connect, read, write, pool, attempt or total deadline ran out.
 
     ``phase`` says which: ``connect``, ``read``, ``write``, ``pool``, ``attempt`` or ``total``.

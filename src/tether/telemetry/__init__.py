@@ -1,0 +1,11 @@
+"""Telemetry listeners: structured logs (structlog), Prometheus metrics, OpenTelemetry traces.
+
+They are event listeners (``tether.events.Listener``): pass them to ``Client(listeners=[...])``.
+Policies never log or count on their own.
+"""
+
+from __future__ import annotations
+
+from tether.telemetry._logging import StructlogListener, mask_processor
+
+__all__ = ["StructlogListener", "mask_processor"]
