@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from tether.transport._aiohttp import AiohttpTransport
+from tether.transport._factory import create_transport
+from tether.transport._http2 import Http2Transport
 from tether.transport._options import EngineOptions
+from tether.transport._redirects import RedirectHistory, send_following_redirects
 
-__all__ = ["EngineOptions"]
+__all__ = [
+    "AiohttpTransport",
+    "EngineOptions",
+    "Http2Transport",
+    "RedirectHistory",
+    "create_transport",
+    "send_following_redirects",
+]
