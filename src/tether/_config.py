@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from tether._units import Duration, parse_duration
 
@@ -33,11 +33,11 @@ class Timeouts:
     Defaults (DESIGN 4): connect 5 s, read 30 s, write 30 s, total 60 s.
     """
 
-    DEFAULT_CONNECT: Final = 5.0
-    DEFAULT_READ: Final = 30.0
-    DEFAULT_WRITE: Final = 30.0
-    DEFAULT_POOL: Final = 5.0
-    DEFAULT_TOTAL: Final = 60.0
+    DEFAULT_CONNECT: ClassVar[float] = 5.0
+    DEFAULT_READ: ClassVar[float] = 30.0
+    DEFAULT_WRITE: ClassVar[float] = 30.0
+    DEFAULT_POOL: ClassVar[float] = 5.0
+    DEFAULT_TOTAL: ClassVar[float] = 60.0
 
     connect: float | None = DEFAULT_CONNECT
     read: float | None = DEFAULT_READ
@@ -50,14 +50,16 @@ class Timeouts:
         for name in ("connect", "read", "write", "pool", "attempt", "total"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, parse_duration(value, name=f"timeouts.{name}", allow_zero=False))
+                object.__setattr__(
+                    self, name, parse_duration(value, name=f"timeouts.{name}", allow_zero=False)
+                )
         if self.attempt is not None and self.total is not None and self.attempt > self.total:
             raise ValueError(
                 f"timeouts.attempt ({self.attempt:g}s) must not exceed timeouts.total ({self.total:g}s)"
             )
 
     @classmethod
-    def of(cls, value: Timeouts | Duration | None | dict[str, Any]) -> Timeouts:
+    def of(cls, value: Timeouts | Duration | dict[str, Any] | None) -> Timeouts:
         """Normalise loose input: a ``Timeouts``, one number for every network phase, a dict, or None."""
         if isinstance(value, Timeouts):
             return value

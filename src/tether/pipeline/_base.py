@@ -57,6 +57,8 @@ class PolicyEnv:
     clock: Clock = system_clock
     events: EventBus = field(default_factory=EventBus)
     store: StateStore | None = None
+    #: The client's base URL: the origin credentials may be sent to (``None``: not known).
+    base_url: str | None = None
 
 
 @runtime_checkable

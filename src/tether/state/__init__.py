@@ -10,6 +10,27 @@ See ``docs/state-store.md`` for the contract of each method.
 
 from __future__ import annotations
 
-from tether.state._protocol import StateStore
+from urllib.parse import urlsplit
 
-__all__ = ["StateStore"]
+from tether.errors import SpecError
+from tether.state._protocol import StateStore
+from tether.state.memory import MemoryStore
+
+__all__ = ["MemoryStore", "StateStore", "open_store"]
+
+_SCHEMES = ("memory",)
+
+
+def open_store(state: StateStore | str | None) -> StateStore:
+    """The store for a ``state=`` value: a store object as is, or a URL (``memory://``)."""
+    if state is None:
+        return MemoryStore()
+    if not isinstance(state, str):
+        return state
+    scheme = urlsplit(state).scheme
+    if scheme == "memory":
+        return MemoryStore()
+    raise SpecError(
+        f"state URL scheme {scheme!r} is not supported by this version of tether; "
+        f"supported: {', '.join(s + '://' for s in _SCHEMES)}"
+    )
