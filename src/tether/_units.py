@@ -75,7 +75,9 @@ def parse_size(value: Size, *, name: str = "size") -> int:
         match = _DURATION_RE.match(value)
         unit = (match.group(2) or "b").lower() if match else ""
         if not match or unit not in _SIZE_UNITS:
-            raise ValueError(f"{name} must look like '10MB', '512KiB', '50GB' or a number of bytes, got {value!r}")
+            raise ValueError(
+                f"{name} must look like '10MB', '512KiB', '50GB' or a number of bytes, got {value!r}"
+            )
         size = float(match.group(1)) * _SIZE_UNITS[unit]
     else:
         raise ValueError(f"{name} must be a size, got {type(value).__name__} {value!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import httpx2
 
@@ -21,15 +21,23 @@ from tether._config import DEFAULT, Default, Timeouts
 from tether._context import CONTEXT_KEY, CallContext
 from tether._redact import redact_url
 from tether._units import Duration
+from tether.auth import AuthLike, as_auth
 from tether.errors import TetherError, error_for_status
 from tether.events import EventBus, Listener
 from tether.pipeline._base import Pipeline, PolicyEnv, PolicyOptions
-from tether.state import StateStore
+from tether.pipeline.breaker import Breaker
+from tether.pipeline.bulkhead import Bulkhead
+from tether.pipeline.deadline import AttemptTimeout, Deadline
+from tether.pipeline.rate import Rate
+from tether.pipeline.retry import Retry
+from tether.state import StateStore, open_store
 from tether.transport import EngineOptions
 from tether.transport._factory import create_transport
 from tether.transport._redirects import send_following_redirects
 
 __all__ = ["Client"]
+
+_URL_CACHE_SIZE = 512
 
 _VERSION = "0.1.0"
 _DEFAULT_HEADERS: Mapping[str, str] = {
@@ -54,30 +62,38 @@ class Client:
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
-        timeout: Timeouts | Duration | None | Default = DEFAULT,
+        timeout: Timeouts | Duration | Default | None = DEFAULT,
+        auth: AuthLike | None = None,
+        retry: Retry | Default | None = DEFAULT,
+        breaker: Breaker | Default | None = DEFAULT,
+        rate: Rate | str | None = None,
+        bulkhead: Bulkhead | int | None = None,
         policies: Sequence[PolicyOptions] = (),
+        state: StateStore | str | None = None,
         engine: EngineOptions | None = None,
-        http_version: str | None = None,
+        http_version: Literal["1.1", "2"] | None = None,
         transport: httpx2.AsyncBaseTransport | None = None,
         follow_redirects: bool | None = None,
         raise_for_status: bool = True,
         service: str | None = None,
         listeners: Iterable[Listener] = (),
         clock: Clock | None = None,
-        state: StateStore | None = None,
     ) -> None:
         self._base_url = _normalise_base(base_url)
         self._headers = httpx2.Headers(_DEFAULT_HEADERS)
         if headers:
             self._headers.update(headers)
         self._params = dict(params or {})
+        self._url_cache: dict[str, httpx2.URL] = {}
         self.timeouts = Timeouts() if timeout is DEFAULT else Timeouts.of(timeout)
         engine = engine or EngineOptions()
         if http_version is not None or follow_redirects is not None:
             engine = dataclasses.replace(
                 engine,
                 http_version=http_version if http_version is not None else engine.http_version,
-                follow_redirects=follow_redirects if follow_redirects is not None else engine.follow_redirects,
+                follow_redirects=follow_redirects
+                if follow_redirects is not None
+                else engine.follow_redirects,
             )
         self.engine = engine
         self.service = service or (self._base_url.host if self._base_url is not None else "default")
@@ -87,24 +103,54 @@ class Client:
         self._transport = transport
         self._owns_transport = transport is None
         self._closed = False
-        self._env = PolicyEnv(service=self.service, clock=self._clock, events=self.events, store=state)
-        self._pipeline = Pipeline.build(list(policies), self._env, self._send)
+        self.store = open_store(state)
+        self._owns_store = not isinstance(state, StateStore)
+        self._env = PolicyEnv(
+            service=self.service,
+            clock=self._clock,
+            events=self.events,
+            store=self.store,
+            base_url=str(self._base_url) if self._base_url is not None else None,
+        )
+        options = _resilience_policies(
+            retry=retry,
+            breaker=breaker,
+            rate=rate,
+            bulkhead=bulkhead,
+            auth=as_auth(auth) if auth is not None else None,
+            timeouts=self.timeouts,
+            extra=policies,
+        )
+        self._pipeline = Pipeline.build(options, self._env, self._send)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         self._ensure_open()
+        await self.check()
         return self
+
+    async def check(self) -> None:
+        """Resolve what must exist before the first request (secrets): fail now, naming the source."""
+        auth = self._pipeline.policy("auth")
+        if auth is not None:
+            await auth.check()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close pooled connections. The client cannot be used afterwards."""
+        """Close pooled connections and the state store. The client cannot be used afterwards."""
+        if self._closed:
+            return
         self._closed = True
         transport, self._transport = self._transport, None
-        if transport is not None and self._owns_transport:
-            await transport.aclose()
+        try:
+            if transport is not None and self._owns_transport:
+                await transport.aclose()
+        finally:
+            if self._owns_store:
+                await self.store.aclose()
 
     def _ensure_open(self) -> httpx2.AsyncBaseTransport:
         if self._closed:
@@ -139,7 +185,7 @@ class Client:
         json: Any = None,
         content: bytes | str | None = None,
         data: Mapping[str, Any] | None = None,
-        timeout: Timeouts | Duration | None | Default = DEFAULT,
+        timeout: Timeouts | Duration | Default | None = DEFAULT,
         endpoint: str | None = None,
         idempotent: bool | None = None,
         idempotency_key: str | None = None,
@@ -210,7 +256,9 @@ class Client:
         return await self.request("DELETE", url, **kwargs)
 
     @asynccontextmanager
-    async def stream(self, method: str, url: str | httpx2.URL, **kwargs: Any) -> AsyncIterator[httpx2.Response]:
+    async def stream(
+        self, method: str, url: str | httpx2.URL, **kwargs: Any
+    ) -> AsyncIterator[httpx2.Response]:
         """Send a request and yield the response with its body unread (``aiter_bytes()`` etc.).
 
         The body is not size-limited. The response is closed when the block exits.
@@ -240,10 +288,11 @@ class Client:
             )
         started = self._clock.monotonic()
         if self.engine.follow_redirects:
+            # .request is the last request of the chain (set by send_following_redirects)
             response = await send_following_redirects(transport, request, self.engine, events)
         else:
             response = await transport.handle_async_request(request)
-        response.request = request
+            response.request = request
         status = response.status_code
         try:
             if not ctx.stream or status >= 400:
@@ -268,6 +317,19 @@ class Client:
         return response
 
     def _merge_url(self, url: str | httpx2.URL) -> httpx2.URL:
+        # URL parsing is a large share of a request's CPU cost; callers reuse a handful of paths.
+        if isinstance(url, str):
+            cached = self._url_cache.get(url)
+            if cached is not None:
+                return cached
+        merged = self._merge_url_uncached(url)
+        if isinstance(url, str):
+            if len(self._url_cache) >= _URL_CACHE_SIZE:
+                self._url_cache.pop(next(iter(self._url_cache)))
+            self._url_cache[url] = merged
+        return merged
+
+    def _merge_url_uncached(self, url: str | httpx2.URL) -> httpx2.URL:
         target = httpx2.URL(url)
         if not target.is_relative_url or self._base_url is None:
             if target.is_relative_url:
@@ -276,6 +338,38 @@ class Client:
         base = self._base_url
         path = base.raw_path.split(b"?", 1)[0] + target.raw_path.lstrip(b"/")
         return base.copy_with(raw_path=path)
+
+
+def _resilience_policies(
+    *,
+    retry: Retry | Default | None,
+    breaker: Breaker | Default | None,
+    rate: Rate | str | None,
+    bulkhead: Bulkhead | int | None,
+    auth: PolicyOptions | None,
+    timeouts: Timeouts,
+    extra: Sequence[PolicyOptions],
+) -> list[PolicyOptions]:
+    """The pipeline's policies: the keywords' (timeouts, retry and breaker on by default, DESIGN 2.2)
+    plus ``extra``. A policy in ``extra`` replaces the *default* of its kind; a kind given both by
+    keyword and in ``extra`` is an error (the pipeline refuses duplicates)."""
+    given = {p.kind for p in extra}
+    out: list[PolicyOptions] = []
+    if timeouts.total is not None and "deadline" not in given:
+        out.append(Deadline())
+    if timeouts.attempt is not None and "attempt_timeout" not in given:
+        out.append(AttemptTimeout())
+    if retry is not None and not (retry is DEFAULT and "retry" in given):
+        out.append(Retry() if retry is DEFAULT else retry)
+    if breaker is not None and not (breaker is DEFAULT and "breaker" in given):
+        out.append(Breaker() if breaker is DEFAULT else breaker)
+    if rate is not None:
+        out.append(Rate(rate) if isinstance(rate, str) else rate)
+    if bulkhead is not None:
+        out.append(Bulkhead(max_concurrent=bulkhead) if isinstance(bulkhead, int) else bulkhead)
+    if auth is not None:
+        out.append(auth)
+    return [*out, *extra]
 
 
 def _normalise_base(base_url: str | httpx2.URL | None) -> httpx2.URL | None:

@@ -15,7 +15,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # One import per command module; each module adds its command(s) to ``app``.
-    from tether.cli import _demo  # noqa: F401
+    from tether.cli import (  # noqa: F401
+        _check,
+        _demo,
+        _schema,
+    )
 
 
 def main() -> None:
