@@ -126,6 +126,16 @@ def redact_text(text: str) -> str:
     return registry.mask(text)
 
 
+_URL_IN_TEXT = re.compile(r"""https?://[^\s'"<>]+""")
+
+
+def scrub(text: str) -> str:
+    """Free text (a backend's error message) with URLs redacted and secret values masked."""
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    return redact_text(text)
+
+
 def redact_url(url: str) -> str:
     """A URL with credential-like query parameters, userinfo and secret values masked."""
     try:

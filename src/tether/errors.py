@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tether._redact import redact_text, redact_url
+from tether._redact import redact_url, scrub
 
 if TYPE_CHECKING:
     import httpx2
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "BackendError",
     "BlockedDestinationError",
     "BudgetExceeded",
     "BulkheadFull",
@@ -67,6 +68,7 @@ __all__ = [
     "TetherError",
     "TimeoutError",
     "ValidationError",
+    "backend_cause",
     "error_for_status",
 ]
 
@@ -107,7 +109,7 @@ class TetherError(Exception):
         type: str | None = None,
         details: list[dict[str, Any]] | None = None,
     ) -> None:
-        self.message = redact_text(message)
+        self.message = scrub(message)
         super().__init__(self.message)
         self.service = service
         self.endpoint = endpoint
@@ -120,7 +122,7 @@ class TetherError(Exception):
             else (response.status_code if response is not None else None)
         )
         self.title = title
-        self.detail = redact_text(detail) if detail else detail
+        self.detail = scrub(detail) if detail else detail
         self.type = type
         self.details = details
         self.timestamp = datetime.now(UTC)
@@ -301,6 +303,28 @@ class StateStoreError(TetherError):
     """The shared state store (SQLite, Redis) failed."""
 
     error_code = "STATE_001"
+
+
+# --- causes from backends ------------------------------------------------------------------------
+
+
+class BackendError(Exception):
+    """A backend's exception (aiohttp, httpx2, redis, sqlite3) as the cause of a tether error.
+
+    Backend messages are outside our control and may quote a URL with a key in it or a server's
+    reply; this keeps the backend's type name and a scrubbed message, so ``raise ... from`` keeps
+    the story in tracebacks without carrying a secret. ``backend_type`` names the original type.
+    """
+
+    def __init__(self, backend_type: str, message: str) -> None:
+        super().__init__(f"{backend_type}: {message}" if message else backend_type)
+        self.backend_type = backend_type
+
+
+def backend_cause(exc: BaseException) -> BackendError:
+    """The scrubbed stand-in for ``exc`` to raise a tether error ``from``."""
+    kind = type(exc)
+    return BackendError(f"{kind.__module__}.{kind.__qualname__}", scrub(str(exc)))
 
 
 # --- mapping HTTP error responses ---------------------------------------------------------------

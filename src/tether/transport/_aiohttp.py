@@ -28,7 +28,7 @@ import httpx2
 from yarl import URL
 
 from tether._config import Timeouts
-from tether.errors import BlockedDestinationError, TetherError, TimeoutError
+from tether.errors import BlockedDestinationError, TetherError, TimeoutError, backend_cause
 from tether.transport._body import BodyCollector, BodyPlan, has_no_body, is_streamed, plan_body
 from tether.transport._decoding import ContentDecoder, DecodingFailed
 from tether.transport._errors import body_too_large, decoding_error, describe, map_aiohttp_error
@@ -201,7 +201,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             raise
         except _NETWORK_ERRORS as exc:
             pending = watch is not None and watch.started and not watch.done
-            raise map_aiohttp_error(exc, request, stage="send", body_pending=pending) from exc
+            raise map_aiohttp_error(exc, request, stage="send", body_pending=pending) from backend_cause(exc)
         except BlockedDestinationError as exc:  # raised by the guard's resolver
             raise BlockedDestinationError(f"{exc.message} ({describe(request)})") from None
         finally:
@@ -225,7 +225,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             while chunk := await content.readany():
                 collector.add(chunk)
         except _NETWORK_ERRORS as exc:
-            raise map_aiohttp_error(exc, request, stage="body") from exc
+            raise map_aiohttp_error(exc, request, stage="body") from backend_cause(exc)
         return collector.result()
 
     # --- pool slots and timeouts -------------------------------------------------------------
@@ -305,7 +305,7 @@ class _ResponseStream(httpx2.AsyncByteStream):
                 try:
                     chunk = await content.readany()
                 except _NETWORK_ERRORS as exc:
-                    raise map_aiohttp_error(exc, self._request, stage="body") from exc
+                    raise map_aiohttp_error(exc, self._request, stage="body") from backend_cause(exc)
                 if not chunk:
                     break
                 if decoder is None:
@@ -318,7 +318,7 @@ class _ResponseStream(httpx2.AsyncByteStream):
                     yield piece
         except DecodingFailed as exc:
             self._finish(reuse=False)
-            raise decoding_error(self._request, exc) from exc
+            raise decoding_error(self._request, exc) from backend_cause(exc)
         except TetherError:
             self._finish(reuse=False)
             raise

@@ -14,7 +14,7 @@ from typing import Any, Final
 import httpx2
 
 from tether._context import CONTEXT_KEY
-from tether.errors import TetherError
+from tether.errors import TetherError, backend_cause
 from tether.transport._decoding import ContentDecoder, DecodingFailed, parse_content_encoding
 from tether.transport._errors import body_too_large, decoding_error
 
@@ -119,14 +119,14 @@ class BodyCollector:
         try:
             self._chunks.extend(self._decoder.decode(chunk))
         except DecodingFailed as exc:
-            raise decoding_error(self._request, exc) from exc
+            raise decoding_error(self._request, exc) from backend_cause(exc)
 
     def result(self) -> bytes:
         if self._decoder is not None:
             try:
                 self._chunks.extend(self._decoder.flush())
             except DecodingFailed as exc:
-                raise decoding_error(self._request, exc) from exc
+                raise decoding_error(self._request, exc) from backend_cause(exc)
         chunks = self._chunks
         if len(chunks) == 1:
             return chunks[0]
@@ -163,21 +163,21 @@ class DecodedStream(httpx2.AsyncByteStream):
             except TetherError:
                 raise
             except Exception as exc:
-                raise self._map_error(exc) from exc
+                raise self._map_error(exc) from backend_cause(exc)
             if decoder is None:
                 yield chunk
                 continue
             try:
                 pieces = decoder.decode(chunk)
             except DecodingFailed as exc:
-                raise decoding_error(self._request, exc) from exc
+                raise decoding_error(self._request, exc) from backend_cause(exc)
             for piece in pieces:
                 yield piece
         if decoder is not None:
             try:
                 pieces = decoder.flush()
             except DecodingFailed as exc:
-                raise decoding_error(self._request, exc) from exc
+                raise decoding_error(self._request, exc) from backend_cause(exc)
             for piece in pieces:
                 yield piece
 

@@ -18,7 +18,7 @@ from typing import Any, Final
 import httpcore2
 import httpx2
 
-from tether.errors import TetherError
+from tether.errors import TetherError, backend_cause
 from tether.transport._body import BodyCollector, DecodedStream, has_no_body, is_streamed, plan_body
 from tether.transport._errors import body_too_large, map_httpx2_error
 from tether.transport._guard import DestinationGuard, GuardedNetworkBackend
@@ -72,7 +72,7 @@ class Http2Transport(httpx2.AsyncBaseTransport):
         except TetherError:
             raise
         except _ERRORS as exc:
-            raise map_httpx2_error(exc, request, stage="send") from exc
+            raise map_httpx2_error(exc, request, stage="send") from backend_cause(exc)
         try:
             status = raw.status_code
             no_body = has_no_body(request.method, status)
@@ -99,7 +99,7 @@ class Http2Transport(httpx2.AsyncBaseTransport):
                     except TetherError:
                         raise
                     except _ERRORS as exc:
-                        raise map_httpx2_error(exc, request, stage="body") from exc
+                        raise map_httpx2_error(exc, request, stage="body") from backend_cause(exc)
                     body = collector.result()
                 await raw.aclose()
                 stream = httpx2.ByteStream(body)
