@@ -6,7 +6,7 @@ deadline, attempt number, idempotency key, what served it) lives here instead.
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,7 +23,7 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True, eq=False)
@@ -33,7 +33,8 @@ class CallContext:
     service: str
     timeouts: Timeouts
     endpoint: str | None = None
-    request_id: str = field(default_factory=new_request_id)
+    #: Set by ``request_id`` on first read: most calls never need one, and making it costs.
+    _request_id: str | None = None
     #: Monotonic time by which the whole call must end (set by the deadline policy).
     deadline: float | None = None
     #: 1 for the first attempt; the retry policy counts up.
@@ -47,6 +48,18 @@ class CallContext:
     meta: dict[str, Any] = field(default_factory=dict)
     #: Extra values policies share for this call (cache key, credential identity …).
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def request_id(self) -> str:
+        """A unique id for this call (all its attempts), made on first use."""
+        rid = self._request_id
+        if rid is None:
+            rid = self._request_id = new_request_id()
+        return rid
+
+    @request_id.setter
+    def request_id(self, value: str) -> None:
+        self._request_id = value
 
     def is_idempotent(self, method: str) -> bool:
         if self.idempotent is not None:

@@ -9,7 +9,7 @@ statuses become typed ``tether.errors`` exceptions (``raise_for_status=False`` r
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Self
 
@@ -35,7 +35,16 @@ from tether.transport import EngineOptions
 from tether.transport._factory import create_transport
 from tether.transport._redirects import send_following_redirects
 
-__all__ = ["Client"]
+__all__ = ["Client", "ResponseClassifier"]
+
+ResponseClassifier = Callable[[httpx2.Response, CallContext], bool | None]
+"""Looks at every response (body read, unless streamed) before the default status mapping.
+
+Raise a ``TetherError`` to fail the attempt (the policies above see it like any other error);
+return ``True`` to accept the response as a success whatever its status; return ``None`` (or
+``False``) to apply the default mapping (``error_for_status`` for statuses >= 400). The spec door
+uses it for ``error_mapping`` (errors reported with a 200, or with codes in the body).
+"""
 
 _URL_CACHE_SIZE = 512
 
@@ -53,7 +62,9 @@ class Client:
     ``policies`` are options objects (``tether.Retry(...)``, ``tether.Breaker(...)`` …); each is
     built once for this client and placed in the pipeline by its kind, whatever the list order.
     The client starts lazily (on the first request) and must be closed with ``aclose()`` or used
-    as ``async with``.
+    as ``async with``. ``classify`` (a ``ResponseClassifier``) sees every response before the
+    default status mapping, in the innermost stage, so what it raises is retried, counted by the
+    breaker and refreshed by auth like an error status; unset, it costs nothing.
     """
 
     def __init__(
@@ -78,6 +89,7 @@ class Client:
         service: str | None = None,
         listeners: Iterable[Listener] = (),
         clock: Clock | None = None,
+        classify: ResponseClassifier | None = None,
     ) -> None:
         self._base_url = _normalise_base(base_url)
         self._headers = httpx2.Headers(_DEFAULT_HEADERS)
@@ -100,6 +112,7 @@ class Client:
         self.events = EventBus(listeners, service=self.service)
         self._clock = clock or system_clock
         self._raise_for_status = raise_for_status
+        self._classify = classify
         self._transport = transport
         self._owns_transport = transport is None
         self._closed = False
@@ -310,6 +323,15 @@ class Client:
                 attempt=ctx.attempt,
                 elapsed=round(self._clock.monotonic() - started, 6),
             )
+        classify = self._classify
+        if classify is not None:
+            try:
+                accepted = classify(response, ctx)
+            except BaseException:
+                await response.aclose()
+                raise
+            if accepted:
+                return response
         if status >= 400:
             raise error_for_status(
                 response, service=ctx.service, endpoint=ctx.endpoint, request_id=ctx.request_id

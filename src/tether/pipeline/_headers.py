@@ -453,6 +453,29 @@ def _constraint(s: RateLimitSnapshot) -> tuple[float, float]:
     return (remaining, -(s.reset_after or 0.0))
 
 
+_IETF_HEADER_NAMES: Final = frozenset(
+    {"ratelimit", "ratelimit-policy", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}
+)
+
+
+def rate_limit_header_names(names: RateLimitHeaderNames, retry_after_header: str) -> frozenset[bytes]:
+    """Every lower-cased header name (as bytes) that can carry rate-limit information."""
+    text = {names.limit, names.remaining, names.reset, retry_after_header} | _IETF_HEADER_NAMES
+    return frozenset(n.lower().encode("latin-1") for n in text)
+
+
+def mentions_any(headers: Mapping[str, str], wanted: frozenset[bytes]) -> bool:
+    """Whether any header is named in ``wanted``: a cheap test before parsing anything.
+
+    Most responses carry no rate-limit headers; scanning raw names costs far less than reading
+    each family.
+    """
+    raw = getattr(headers, "raw", None)
+    if isinstance(raw, list):
+        return any(k.lower() in wanted for k, _ in raw)
+    return any(k.lower().encode("latin-1") in wanted for k in headers)
+
+
 def read_rate_limit(
     headers: Mapping[str, str],
     *,

@@ -44,6 +44,8 @@ from tether.pipeline._headers import (
     X_RATELIMIT_NAMES,
     RateLimitHeaderNames,
     RateLimitSnapshot,
+    mentions_any,
+    rate_limit_header_names,
     read_rate_limit,
     server_wait,
 )
@@ -270,7 +272,17 @@ def _binding(windows: Sequence[RateWindowStatus], now: float) -> tuple[RateWindo
 class RatePolicy:
     """The runtime limiter: one per client, its slots in the state store."""
 
-    __slots__ = ("_clock", "_events", "_key", "_last", "_options", "_server", "_store", "_waiting")
+    __slots__ = (
+        "_clock",
+        "_events",
+        "_header_names",
+        "_key",
+        "_last",
+        "_options",
+        "_server",
+        "_store",
+        "_waiting",
+    )
 
     def __init__(self, options: Rate, env: PolicyEnv) -> None:
         self._options = options
@@ -281,6 +293,7 @@ class RatePolicy:
         self._last: RateSnapshot | None = None
         self._server: RateLimitSnapshot | None = None
         self._waiting = 0
+        self._header_names = rate_limit_header_names(options.headers, options.retry_after_header)
 
     def __repr__(self) -> str:
         windows = ", ".join(w.id for w in self._options.windows)
@@ -377,8 +390,11 @@ class RatePolicy:
         options = self._options
         if not options.learn:
             return
-        now = self._clock.time()
         headers = response.headers
+        status = response.status_code
+        if status != 429 and not mentions_any(headers, self._header_names):
+            return
+        now = self._clock.time()
         snapshot = read_rate_limit(headers, now=now, names=options.headers)
         if snapshot is not None:
             self._server = snapshot
@@ -393,7 +409,6 @@ class RatePolicy:
                 policy=snapshot.policy,
                 source=snapshot.source,
             )
-        status = response.status_code
         if status != 429 and (snapshot is None or not snapshot.exhausted):
             return
         wait = server_wait(
