@@ -9,6 +9,7 @@ statuses become typed ``tether.errors`` exceptions (``raise_for_status=False`` r
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Self
@@ -295,33 +296,50 @@ class Client:
             events.emit(
                 ev.REQUEST_SENT,
                 endpoint=ctx.endpoint,
+                level=logging.DEBUG,
                 method=request.method,
                 url=str(request.url),
                 attempt=ctx.attempt,
             )
         started = self._clock.monotonic()
-        if self.engine.follow_redirects:
-            # .request is the last request of the chain (set by send_following_redirects)
-            response = await send_following_redirects(transport, request, self.engine, events)
-        else:
-            response = await transport.handle_async_request(request)
-            response.request = request
-        status = response.status_code
         try:
-            if not ctx.stream or status >= 400:
-                await response.aread()
-        except BaseException:
-            await response.aclose()
+            if self.engine.follow_redirects:
+                # .request is the last request of the chain (set by send_following_redirects)
+                response = await send_following_redirects(transport, request, self.engine, events)
+            else:
+                response = await transport.handle_async_request(request)
+                response.request = request
+            status = response.status_code
+            try:
+                if not ctx.stream or status >= 400:
+                    await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        except TetherError as exc:
+            if events.active:
+                events.emit(
+                    ev.REQUEST_FAILED,
+                    endpoint=ctx.endpoint,
+                    level=logging.DEBUG,
+                    method=request.method,
+                    url=str(request.url),
+                    attempt=ctx.attempt,
+                    error_type=type(exc).__name__,
+                    elapsed=round(self._clock.monotonic() - started, 6),
+                )
             raise
         if events.active:
             events.emit(
                 ev.RESPONSE_RECEIVED,
                 endpoint=ctx.endpoint,
+                level=logging.DEBUG,
                 method=request.method,
                 url=str(request.url),
                 status=status,
                 attempt=ctx.attempt,
                 elapsed=round(self._clock.monotonic() - started, 6),
+                bytes_in=len(response.content) if not ctx.stream else None,
             )
         classify = self._classify
         if classify is not None:

@@ -7,5 +7,6 @@ Policies never log or count on their own.
 from __future__ import annotations
 
 from tether.telemetry._logging import StructlogListener, mask_processor
+from tether.telemetry._prometheus import PrometheusListener
 
-__all__ = ["StructlogListener", "mask_processor"]
+__all__ = ["PrometheusListener", "StructlogListener", "mask_processor"]
