@@ -133,5 +133,5 @@ def test_filled_template_top_level_mappings_load_as_data_mappings() -> None:
     spec = load(SPECS / "int-template-filled.yaml", environ={})
     assert spec.data_mappings is not None
     assert spec.data_mappings.inbound[0].internal_field == "timestamp"
-    assert spec.data_mappings.inbound[1].transform == ("strip", "decimal")
+    assert spec.data_mappings.inbound[1].transform == ("str", "strip", "decimal")
     assert spec.data_mappings.outbound[0].external_field == "id"

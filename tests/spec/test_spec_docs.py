@@ -16,7 +16,8 @@ def test_committed_docs_equal_the_generator_output() -> None:
 def test_docs_list_every_key_with_its_enforcement() -> None:
     """Every key appears in a table row with an enforcement state."""
     text = docs.generate(SPECS / "int-template-filled.yaml")
-    assert "| `retry.max_attempts` | integer | `5` | not yet |" in text
+    assert "| `retry.max_attempts` | integer | `5` | yes |" in text
+    assert "| `cache.ttl` |" in text
     assert "| `service.environments` |" in text
     assert "| `id` | string | — | informational |" in text
 

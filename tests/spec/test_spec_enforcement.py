@@ -21,70 +21,68 @@ def test_every_registry_entry_names_a_real_key() -> None:
 
 
 def test_every_model_key_is_classified() -> None:
-    """Every leaf key is enforced, informational or registered as not enforced (none forgotten)."""
-    enforced = sorted(path for path in _doc_paths() if classify(path) == "enforced")
-    assert enforced == [
-        "components",
-        "components.headers",
-        "components.headers.*.description",
-        "components.headers.*.name",
-        "components.headers.*.pattern",
-        "components.headers.*.required",
-        "components.headers.*.value",
-        "components.parameters",
-        "components.parameters.*.default",
-        "components.parameters.*.description",
-        "components.parameters.*.enum",
-        "components.parameters.*.in",
-        "components.parameters.*.max_length",
-        "components.parameters.*.maximum",
-        "components.parameters.*.min_length",
-        "components.parameters.*.minimum",
-        "components.parameters.*.name",
-        "components.parameters.*.pattern",
-        "components.parameters.*.required",
-        "components.parameters.*.type",
-        "components.schemas",
-        "endpoints",
-        "security",
+    """Every enforced key lies in a section something acts on (none is enforced by forgetting it)."""
+    # The loader (environments, components) and the spec-driven runtime (tether._build and
+    # tether.integration) act on these; everything else is informational or registered.
+    wired = (
         "service",
-        "service.base_url",
-        "service.default_environment",
-        "service.environments",
-    ]
+        "authentication",
+        "timeouts",
+        "http",
+        "rate_limits",
+        "throttling",
+        "retry",
+        "circuit_breaker",
+        "bulkhead",
+        "state",
+        "endpoints",
+        "components",
+        "data_mappings",
+        "error_mapping",
+        "versioning",
+        "security",
+    )
+    enforced = sorted(path for path in _doc_paths() if classify(path) == "enforced")
+    stray = [p for p in enforced if not any(p == w or p.startswith(w + ".") for w in wired)]
+    assert stray == []
+    assert classify("retry.max_attempts") == "enforced"
+    assert classify("endpoints.<name>.pagination.stop.max_records") == "enforced"
+    assert classify("endpoints.<name>.cache") == "not_enforced"
 
 
 def test_present_keys_are_reported_at_their_registry_depth() -> None:
-    """A spec with retry and an endpoint is told that retry and the endpoint's keys are not enforced."""
-    spec = load(MINIMAL + "retry: {max_attempts: 3}\n", environ={})
+    """A spec with a testing section is told that testing is not enforced, once, at its depth."""
+    spec = load(MINIMAL + "testing: {unit_tests: {mock_responses: true}}\nretry: {}\n", environ={})
     reported = not_enforced(spec)
-    assert "retry" in reported
-    assert "retry.max_attempts" not in reported
-    assert "endpoints.get_item.path" in reported
-    assert "endpoints.get_item.parameters" in reported
+    assert "testing" in reported
+    assert "testing.unit_tests" not in reported
+    assert "retry" not in reported
+    assert "endpoints.get_item.path" not in reported
 
 
 def test_absent_and_informational_keys_are_not_reported() -> None:
     """Sections the spec does not write, and descriptive keys, are not warned about."""
     spec = load("id: INT-9\nname: n\nservice: {name: x, base_url: 'https://x.example'}\n", environ={})
-    assert not_enforced(spec) == ["service.name"]
+    assert not_enforced(spec) == []
 
 
 def test_keys_are_reported_in_spec_order() -> None:
     """Warnings follow the order the keys are written in."""
-    spec = load(MINIMAL + "cache: {ttl: 5s}\nretry: {}\n", environ={})
+    spec = load(MINIMAL + "sla: {availability: 99.9}\ntesting: {}\n", environ={})
     reported = not_enforced(spec)
-    assert reported.index("cache") < reported.index("retry")
+    assert reported.index("sla") < reported.index("testing")
 
 
 def test_bundled_spec_reports_its_policies() -> None:
-    """The filled template reports each of its policy sections as not enforced yet."""
+    """The filled template reports the policy sections nothing acts on yet, and not the wired ones."""
     reported = set(not_enforced(load(SPECS / "int-template-filled.yaml", environ={})))
-    for section in ("timeouts", "retry", "circuit_breaker", "rate_limits", "cache", "dlq", "bandwidth"):
+    for section in ("cache", "dlq", "bandwidth"):
         assert section in reported
+    for wired in ("timeouts", "retry", "circuit_breaker", "rate_limits", "error_mapping"):
+        assert wired not in reported
 
 
 def test_model_built_specs_report_from_set_fields() -> None:
     """A Spec built in code reports the fields it was given."""
-    spec = Spec.model_validate({"service": {"name": "x", "base_url": "https://x.example"}, "retry": {}})
-    assert "retry" in not_enforced(spec)
+    spec = Spec.model_validate({"service": {"name": "x", "base_url": "https://x.example"}, "testing": {}})
+    assert "testing" in not_enforced(spec)

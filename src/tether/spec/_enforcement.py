@@ -2,8 +2,10 @@
 
 Every key of the spec is in exactly one of three states:
 
-* **enforced**: tether acts on it (today the loader itself: environment selection, ``$ref``
-  components);
+* **enforced**: tether acts on it: the loader (environment selection, ``$ref`` components) and
+  the spec-driven runtime (``tether.open``: ``tether._build`` turns the policy sections into the
+  code door's option objects; ``tether.integration`` acts on endpoints, mappings, error mapping
+  and versioning);
 * **informational**: descriptive by nature (ids, prose, links); shown, never acted on;
 * **not enforced**: accepted and validated, but no runtime behaviour is wired to it yet.
   ``tether check`` warns ``not enforced: <key>`` for each such key present in a spec, so nothing
@@ -26,51 +28,35 @@ __all__ = ["INFORMATIONAL", "NOT_ENFORCED", "classify", "not_enforced"]
 
 NOT_ENFORCED: Final[frozenset[str]] = frozenset(
     {
-        # service and connection
-        "service.name",
-        "service.headers",
-        "authentication",
-        "timeouts",
-        "http",
+        # authentication: jwt (minting signed tokens) is refused by tether.open; keys only it uses
+        "authentication.config.private_key",
+        "authentication.config.algorithm",
+        "authentication.config.issuer",
+        "authentication.config.subject",
+        "authentication.config.claims",
         # rate limiting and resilience
-        "rate_limits",
-        "throttling",
-        "retry",
-        "circuit_breaker",
-        "bulkhead",
+        "rate_limits.pause_on_429",
+        "throttling.strategy",
+        "throttling.backoff_multiplier",
+        "throttling.max_wait",
+        "circuit_breaker.monitoring",
         "cache",
-        "state",
+        "state.on_state_error",
+        "state.key_prefix",
         "dlq",
         "streaming",
         "fallback_behavior",
-        "error_mapping",
         # endpoints
-        "endpoints.*.path",
-        "endpoints.*.method",
-        "endpoints.*.headers",
-        "endpoints.*.parameters",
-        "endpoints.*.body",
-        "endpoints.*.response",
-        "endpoints.*.performance",
-        "endpoints.*.idempotent",
-        "endpoints.*.deprecated",
-        "endpoints.*.pagination",
-        "endpoints.*.records",
+        "endpoints.*.response.errors.*.schema",
         "endpoints.*.cache",
-        "endpoints.*.timeouts",
         "endpoints.*.streaming",
         "endpoints.*.rights",
-        "endpoints.*.data_mappings",
-        "data_mappings",
         # operations
         "monitoring",
         "costs",
         "bandwidth",
         "rights",
-        "security.block_private_networks",
-        "security.tls_min_version",
         "testing",
-        "versioning",
         "sla",
     }
 )

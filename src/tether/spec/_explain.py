@@ -4,6 +4,10 @@
 their defaults when a spec leaves them out (DESIGN 2.2: resilient by default); policies that need
 a number only the user knows (rate limits, bulkhead, cache, DLQ, budgets, fallback) are off until
 their section is given. Each value is tagged ``spec`` (written in the spec) or ``default``.
+
+The policy sections (timeouts, http, retry, circuit_breaker, rate_limits, throttling, bulkhead)
+are read from the option objects the runtime builds (``tether._build``), so a default shown here
+is the option class's own ``DEFAULT_*`` constant, never a number repeated in the spec models.
 """
 
 from __future__ import annotations
@@ -17,14 +21,12 @@ from tether.spec._base import SpecModel
 from tether.spec._model import Spec
 from tether.spec._sections import (
     CircuitBreaker,
-    HttpOptions,
-    Retry,
     State,
     Streaming,
     Throttling,
     Timeouts,
 )
-from tether.spec._types import SecretRef, format_duration
+from tether.spec._types import SecretRef, format_duration, format_size
 
 __all__ = ["ExplainLine", "explain", "explain_text"]
 
@@ -79,6 +81,176 @@ def _section(
     return [ExplainLine(0, f"{title}:"), *_model_lines(chosen, 1, all_default=model is None)]
 
 
+_DURATION_KEYS = frozenset(
+    {
+        "connect",
+        "read",
+        "write",
+        "pool",
+        "attempt",
+        "total",
+        "initial_delay",
+        "max_delay",
+        "max_retry_after",
+        "timeout",
+        "window",
+        "half_open_timeout",
+        "keepalive",
+        "queue_timeout",
+        "retry_after",
+        "max_wait",
+    }
+)
+#: Retry's canonical failure kinds, as the spec's ``retry_conditions`` name them.
+_CONDITION_NAMES = {"connection": "network_error", "body_read": "body_read_error"}
+_PERIOD_KEYS = {
+    1.0: "requests_per_second",
+    60.0: "requests_per_minute",
+    3600.0: "requests_per_hour",
+    86400.0: "requests_per_day",
+    2_592_000.0: "requests_per_month",
+}
+
+
+def _shown(key: str, value: Any) -> Any:
+    """An option value the way the spec writes it."""
+    if value is None or isinstance(value, bool):
+        return value
+    if key in _DURATION_KEYS and isinstance(value, int | float):
+        return format_duration(float(value))
+    if key == "max_response_size" and isinstance(value, int):
+        return format_size(value)
+    if key == "retry_conditions" and isinstance(value, frozenset | set):
+        return sorted(_CONDITION_NAMES.get(v, v) for v in value)
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _option_lines(
+    model: SpecModel | None, keys: tuple[tuple[str, str], ...], built: Any, depth: int
+) -> list[ExplainLine]:
+    """``spec_key: value`` for each mapped key, the value read from the built option object (so
+    defaults are the option classes' ``DEFAULT_*``), tagged by whether the spec wrote it."""
+    lines: list[ExplainLine] = []
+    for key, attribute in keys:
+        value = getattr(built, attribute)
+        source: Source = "spec" if model is not None and model.given(key) else "default"
+        if key == "budget":
+            if value is None:
+                lines.append(ExplainLine(depth, "budget: null", source))
+                continue
+            lines.append(ExplainLine(depth, "budget:"))
+            for sub in ("ratio", "min_per_second"):
+                sub_model = getattr(model, "budget", None) if model is not None else None
+                sub_source: Source = "spec" if sub_model is not None and sub_model.given(sub) else "default"
+                lines.append(ExplainLine(depth + 1, f"{sub}: {_value(getattr(value, sub))}", sub_source))
+            continue
+        if key == "mode" and value == "rate":
+            value = "failure_rate"
+        lines.append(ExplainLine(depth, f"{key}: {_value(_shown(key, value))}", source))
+    return lines
+
+
+def _spec_only(
+    model: SpecModel | None, default: SpecModel, keys: tuple[str, ...], depth: int
+) -> list[ExplainLine]:
+    """Keys of a section that no option object carries, read from the spec model."""
+    chosen = model if model is not None else default
+    lines = []
+    for key in keys:
+        given = model is not None and model.given(key)
+        value = getattr(chosen, key)
+        if isinstance(value, SpecModel):
+            lines.append(ExplainLine(depth, f"{key}:"))
+            lines.extend(_model_lines(value, depth + 1, all_default=not given))
+            continue
+        lines.append(
+            ExplainLine(depth, f"{key}: {_value(_shown(key, value))}", "spec" if given else "default")
+        )
+    return lines
+
+
+def _policies(spec: Spec) -> list[ExplainLine]:
+    """Timeouts, the connection, retry, breaker, rate limits and bulkhead as the runtime builds
+    them (``tether._build``): the same option objects a code-first user would write."""
+    from tether import _build  # the runtime side; imported late (it imports tether.spec)
+
+    lines: list[ExplainLine] = [ExplainLine(0, "timeouts:")]
+    lines += _option_lines(spec.timeouts, _build.TIMEOUT_KEYS, _build.timeouts_from(spec.timeouts), 1)
+    lines.append(ExplainLine(0, "http:"))
+    lines += _option_lines(spec.http, _build.ENGINE_KEYS, _build.engine_from(spec), 1)
+    retry = _build.retry_from(spec)
+    if retry is None:
+        lines += [ExplainLine(0, "retry: off", "off"), ExplainLine(1, "enabled: false in the spec", "note")]
+    else:
+        lines.append(ExplainLine(0, "retry:"))
+        lines += _option_lines(spec.retry, _build.RETRY_KEYS, retry, 1)
+    breaker = _build.breaker_from(spec)
+    if breaker is None:
+        lines += [
+            ExplainLine(0, "circuit_breaker: off", "off"),
+            ExplainLine(1, "enabled: false in the spec", "note"),
+        ]
+    else:
+        lines.append(ExplainLine(0, "circuit_breaker:"))
+        lines += _option_lines(spec.circuit_breaker, _build.BREAKER_KEYS, breaker, 1)
+        lines += _spec_only(spec.circuit_breaker, CircuitBreaker(), ("shared", "monitoring"), 1)
+    rate = _build.rate_from(spec)
+    limits = spec.rate_limits
+    if rate is None or limits is None:
+        lines += [
+            ExplainLine(0, "rate_limits: off", "off"),
+            ExplainLine(1, "no rate_limits section: calls are not limited client-side", "note"),
+        ]
+    else:
+        lines.append(ExplainLine(0, "rate_limits:"))
+        if limits.tier is not None:
+            lines.append(ExplainLine(1, f"tier: {_value(limits.tier)}", "spec"))
+        for window in rate.windows:
+            key = _PERIOD_KEYS.get(window.period, f"requests_per_{format_duration(window.period)}")
+            lines.append(ExplainLine(1, f"{key}: {window.limit}", "spec"))
+        burst_given = limits.effective().burst_size is not None
+        lines.append(
+            ExplainLine(1, f"burst_size: {rate.windows[0].burst}", "spec" if burst_given else "default")
+        )
+        headers = rate.headers
+        headers_source: Source = "spec" if limits.headers is not None else "default"
+        lines.append(ExplainLine(1, "headers:"))
+        for key in ("limit", "remaining", "reset"):
+            lines.append(ExplainLine(2, f"{key}: {_value(getattr(headers, key))}", headers_source))
+        lines.append(
+            ExplainLine(
+                1,
+                f"pause_on_429: {_value(limits.pause_on_429)}",
+                "spec" if limits.given("pause_on_429") else "default",
+            )
+        )
+        throttling = spec.throttling
+        lines.append(ExplainLine(0, "throttling:"))
+        lines += _option_lines(throttling, (("on_limit", "strategy"), ("max_queue", "max_queue")), rate, 1)
+        lines.append(
+            ExplainLine(
+                1,
+                f"retry_after: {_value(format_duration(rate.pause_on_429))}",
+                "spec" if throttling is not None and throttling.retry_after is not None else "default",
+            )
+        )
+        lines += _spec_only(throttling, Throttling(), ("strategy", "backoff_multiplier", "max_wait"), 1)
+    bulkhead = _build.bulkhead_from(spec)
+    if bulkhead is None:
+        lines += [
+            ExplainLine(0, "bulkhead: off", "off"),
+            ExplainLine(1, "no bulkhead section: concurrency is not limited", "note"),
+        ]
+    else:
+        lines.append(ExplainLine(0, "bulkhead:"))
+        lines += _option_lines(spec.bulkhead, _build.BULKHEAD_KEYS, bulkhead, 1)
+    return lines
+
+
 def explain(spec: Spec) -> list[ExplainLine]:
     """The effective settings of ``spec``, section by section."""
     lines: list[ExplainLine] = [
@@ -101,37 +273,7 @@ def explain(spec: Spec) -> list[ExplainLine]:
             if isinstance(shown, float) and key in ("expires_in", "refresh_before", "refresh_interval"):
                 shown = format_duration(shown)
             lines.append(ExplainLine(1, f"{key}: {_value(shown)}", "spec" if given else "default"))
-    lines += _section("timeouts", spec.timeouts, Timeouts(), "")
-    lines += _section("http", spec.http, HttpOptions(), "")
-    lines += _section("retry", spec.retry, Retry(), "")
-    lines += _section("circuit_breaker", spec.circuit_breaker, CircuitBreaker(), "")
-    if spec.rate_limits is None:
-        lines += _section(
-            "rate_limits", None, None, "no rate_limits section: calls are not limited client-side"
-        )
-    else:
-        effective = spec.rate_limits.effective()
-        lines += [ExplainLine(0, "rate_limits:")]
-        if spec.rate_limits.tier is not None:
-            lines.append(ExplainLine(1, f"tier: {_value(spec.rate_limits.tier)}", "spec"))
-        for window, limit in effective.windows().items():
-            lines.append(ExplainLine(1, f"{window}: {limit}", "spec"))
-        lines.append(
-            ExplainLine(
-                1,
-                f"burst_size: {effective.burst_size or 0}",
-                "spec" if effective.burst_size is not None else "default",
-            )
-        )
-        lines.append(
-            ExplainLine(
-                1,
-                f"pause_on_429: {_value(spec.rate_limits.pause_on_429)}",
-                "spec" if spec.rate_limits.given("pause_on_429") else "default",
-            )
-        )
-        lines += _section("throttling", spec.throttling, Throttling(), "")
-    lines += _section("bulkhead", spec.bulkhead, None, "no bulkhead section: concurrency is not limited")
+    lines += _policies(spec)
     lines += _section("cache", spec.cache, None, "no cache section: responses are not cached")
     lines += _section("state", spec.state, State(), "")
     lines += _section("dlq", spec.dlq, None, "no dlq section: failed work is not parked")
