@@ -18,7 +18,7 @@ from tether.state.memory import MemoryStore
 
 __all__ = ["MemoryStore", "StateStore", "open_store"]
 
-_SCHEMES = ("memory",)
+_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix")
 
 
 def open_store(state: StateStore | str | None) -> StateStore:
@@ -30,6 +30,14 @@ def open_store(state: StateStore | str | None) -> StateStore:
     scheme = urlsplit(state).scheme
     if scheme == "memory":
         return MemoryStore()
+    if scheme == "sqlite":
+        from tether.state.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(state)
+    if scheme in ("redis", "rediss", "unix"):
+        from tether.state.redis import open_redis_store
+
+        return open_redis_store(state)
     raise SpecError(
         f"state URL scheme {scheme!r} is not supported by this version of tether; "
         f"supported: {', '.join(s + '://' for s in _SCHEMES)}"
