@@ -28,10 +28,16 @@ from tether.errors import (
     TimeoutError,
     ValidationError,
 )
+from tether.integration import Integration, open
 from tether.pipeline.breaker import Breaker
+from tether.pipeline.budget import Budget
 from tether.pipeline.bulkhead import Bulkhead
+from tether.pipeline.cache import Cache
+from tether.pipeline.fallback import Fallback
 from tether.pipeline.rate import Rate
 from tether.pipeline.retry import Retry, RetryBudget
+from tether.pipeline.rights import Rights
+from tether.result import Outcome, Result
 
 __version__ = "0.1.0"
 
@@ -43,20 +49,27 @@ __all__ = [
     "Basic",
     "Bearer",
     "Breaker",
+    "Budget",
     "BudgetExceeded",
     "Bulkhead",
     "BulkheadFull",
+    "Cache",
     "CircuitOpenError",
     "Client",
     "ConnectionError",
+    "Fallback",
+    "Integration",
     "NotFoundError",
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
+    "Outcome",
     "Rate",
     "RateLimitExceeded",
     "Rejected",
+    "Result",
     "Retry",
     "RetryBudget",
+    "Rights",
     "RightsViolationError",
     "SpecError",
     "StateStoreError",
@@ -66,5 +79,6 @@ __all__ = [
     "ValidationError",
     "__version__",
     "errors",
+    "open",
     "secret",
 ]

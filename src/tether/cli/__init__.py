@@ -16,8 +16,10 @@ app = typer.Typer(
 def _register() -> None:
     # One import per command module; each module adds its command(s) to ``app``.
     from tether.cli import (  # noqa: F401
+        _call,
         _check,
         _demo,
+        _dlq,
         _schema,
     )
 
