@@ -28,7 +28,9 @@ from tether.events import EventBus, Listener
 from tether.pipeline._base import Pipeline, PolicyEnv, PolicyOptions
 from tether.pipeline.breaker import Breaker
 from tether.pipeline.bulkhead import Bulkhead
+from tether.pipeline.cache import Cache
 from tether.pipeline.deadline import AttemptTimeout, Deadline
+from tether.pipeline.fallback import Fallback
 from tether.pipeline.rate import Rate
 from tether.pipeline.retry import Retry
 from tether.state import StateStore, open_store
@@ -80,6 +82,8 @@ class Client:
         breaker: Breaker | Default | None = DEFAULT,
         rate: Rate | str | None = None,
         bulkhead: Bulkhead | int | None = None,
+        cache: Cache | None = None,
+        fallback: Fallback | None = None,
         policies: Sequence[PolicyOptions] = (),
         state: StateStore | str | None = None,
         engine: EngineOptions | None = None,
@@ -131,6 +135,7 @@ class Client:
             breaker=breaker,
             rate=rate,
             bulkhead=bulkhead,
+            optional=(cache, fallback),
             auth=as_auth(auth) if auth is not None else None,
             timeouts=self.timeouts,
             extra=policies,
@@ -160,11 +165,17 @@ class Client:
         self._closed = True
         transport, self._transport = self._transport, None
         try:
-            if transport is not None and self._owns_transport:
-                await transport.aclose()
+            for policy in self._pipeline.policies():
+                closer = getattr(policy, "aclose", None)
+                if closer is not None:  # e.g. a cache's SQLite backend
+                    await closer()
         finally:
-            if self._owns_store:
-                await self.store.aclose()
+            try:
+                if transport is not None and self._owns_transport:
+                    await transport.aclose()
+            finally:
+                if self._owns_store:
+                    await self.store.aclose()
 
     def _ensure_open(self) -> httpx2.AsyncBaseTransport:
         if self._closed:
@@ -386,6 +397,7 @@ def _resilience_policies(
     breaker: Breaker | Default | None,
     rate: Rate | str | None,
     bulkhead: Bulkhead | int | None,
+    optional: Sequence[PolicyOptions | None],
     auth: PolicyOptions | None,
     timeouts: Timeouts,
     extra: Sequence[PolicyOptions],
@@ -407,6 +419,7 @@ def _resilience_policies(
         out.append(Rate(rate) if isinstance(rate, str) else rate)
     if bulkhead is not None:
         out.append(Bulkhead(max_concurrent=bulkhead) if isinstance(bulkhead, int) else bulkhead)
+    out.extend(p for p in optional if p is not None)
     if auth is not None:
         out.append(auth)
     return [*out, *extra]

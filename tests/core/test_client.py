@@ -175,3 +175,40 @@ async def test_send_accepts_a_built_request(fault_server: FaultServer) -> None:
         assert isinstance(request, httpx2.Request)
         response = await client.send(request)
     assert response.json() == {"n": 1}
+
+
+async def test_cache_and_fallback_keywords_join_the_pipeline(
+    fault_server: FaultServer, tmp_path: object
+) -> None:
+    """cache= answers a repeat from the cache; fallback= serves a default when the upstream fails."""
+    from tether.pipeline.fallback import Default
+
+    fault_server.route("GET", "/cached", Fault.ok(json={"n": 1}))
+    fault_server.route("GET", "/down", Fault.status(503))
+    client = tether.Client(
+        fault_server.url,
+        retry=None,
+        breaker=None,
+        cache=tether.Cache(ttl=60),
+        fallback=tether.Fallback(Default(json={"fallback": True})),
+    )
+    async with client:
+        assert client.describe() == ["fallback", "cache", "deadline"]
+        first = await client.get("/cached")
+        second = await client.get("/cached")
+        down = await client.get("/down")
+    assert first.json() == second.json() == {"n": 1}
+    assert len(fault_server.requests("GET", "/cached")) == 1
+    assert down.json() == {"fallback": True}
+
+
+async def test_closing_the_client_closes_policies_with_resources(tmp_path: object) -> None:
+    """aclose() closes a cache's SQLite backend the client made."""
+    from pathlib import Path
+
+    db = Path(str(tmp_path)) / "cache.db"
+    client = tether.Client("http://127.0.0.1:9", cache=tether.Cache(backend=f"sqlite:///{db}"))
+    backend = client.pipeline.policy("cache")._backend
+    assert not backend._db.closed
+    await client.aclose()
+    assert backend._db.closed

@@ -105,6 +105,10 @@ class Pipeline:
         """The policy kinds in the order a request passes them, outermost first."""
         return [kind for kind, _ in self._entries]
 
+    def policies(self) -> list[Any]:
+        """The runtime policies, outermost first."""
+        return [p for _, p in self._entries]
+
     def policy(self, kind: str) -> Any:
         """The runtime policy of ``kind`` (for ``status()``), or ``None``."""
         for k, p in self._entries:
