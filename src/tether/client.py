@@ -34,6 +34,7 @@ from tether.pipeline.fallback import Fallback
 from tether.pipeline.rate import Rate
 from tether.pipeline.retry import Retry
 from tether.state import StateStore, open_store
+from tether.telemetry._tracing import TRACER_KEY, attempt_span, end_attempt
 from tether.transport import EngineOptions
 from tether.transport._factory import create_transport
 from tether.transport._redirects import send_following_redirects
@@ -314,19 +315,18 @@ class Client:
             )
         started = self._clock.monotonic()
         try:
-            if self.engine.follow_redirects:
-                # .request is the last request of the chain (set by send_following_redirects)
-                response = await send_following_redirects(transport, request, self.engine, events)
+            traced = ctx.extras.get(TRACER_KEY) if ctx.extras else None
+            if traced is None:
+                response = await self._exchange(transport, request, ctx)
             else:
-                response = await transport.handle_async_request(request)
-                response.request = request
+                with attempt_span(request, ctx) as span:
+                    try:
+                        response = await self._exchange(transport, request, ctx)
+                    except BaseException as exc:
+                        end_attempt(span, None, exc)
+                        raise
+                    end_attempt(span, response, None)
             status = response.status_code
-            try:
-                if not ctx.stream or status >= 400:
-                    await response.aread()
-            except BaseException:
-                await response.aclose()
-                raise
         except TetherError as exc:
             if events.active:
                 events.emit(
@@ -365,6 +365,24 @@ class Client:
             raise error_for_status(
                 response, service=ctx.service, endpoint=ctx.endpoint, request_id=ctx.request_id
             )
+        return response
+
+    async def _exchange(
+        self, transport: httpx2.AsyncBaseTransport, request: httpx2.Request, ctx: CallContext
+    ) -> httpx2.Response:
+        """One exchange with the server (following redirects if enabled); the body is read."""
+        if self.engine.follow_redirects:
+            # .request is the last request of the chain (set by send_following_redirects)
+            response = await send_following_redirects(transport, request, self.engine, self.events)
+        else:
+            response = await transport.handle_async_request(request)
+            response.request = request
+        try:
+            if not ctx.stream or response.status_code >= 400:
+                await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
         return response
 
     def _merge_url(self, url: str | httpx2.URL) -> httpx2.URL:

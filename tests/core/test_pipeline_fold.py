@@ -48,7 +48,7 @@ async def test_policies_run_in_documented_order_whatever_the_list_order() -> Non
 
 def test_order_matches_design_section_3() -> None:
     """ORDER is DESIGN 3: fallback, cache, deadline, retry, breaker, rate, bulkhead, auth, attempt timeout."""
-    core = [k for k in ORDER if k not in ("rights", "budget")]
+    core = [k for k in ORDER if k not in ("trace", "rights", "budget")]
     assert core == [
         "fallback",
         "cache",
@@ -60,6 +60,7 @@ def test_order_matches_design_section_3() -> None:
         "auth",
         "attempt_timeout",
     ]
+    assert ORDER[0] == "trace"
     assert ORDER.index("rights") < ORDER.index("fallback")
     assert ORDER.index("budget") < ORDER.index("fallback")
 

@@ -28,6 +28,7 @@ Handler = Callable[[httpx2.Request], Awaitable[httpx2.Response]]
 
 #: Outermost first. See docs/guides/call-flow.md for why each sits where it does.
 ORDER: Final[tuple[str, ...]] = (
+    "trace",  # the call's span covers everything, rejections included
     "rights",  # refuse before anything else: no cache, no network
     "budget",  # cost / bandwidth checks before spending anything
     "fallback",  # catches what everything below it raises

@@ -1,12 +1,14 @@
 """Telemetry listeners: structured logs (structlog), Prometheus metrics, OpenTelemetry traces.
 
-They are event listeners (``tether.events.Listener``): pass them to ``Client(listeners=[...])``.
-Policies never log or count on their own.
+Logs and metrics are event listeners (``tether.events.Listener``): pass them to
+``Client(listeners=[...])``. Traces need the call's structure, so ``Tracing()`` is a policy:
+``Client(policies=[Tracing()])``. Policies never log or count on their own.
 """
 
 from __future__ import annotations
 
 from tether.telemetry._logging import StructlogListener, mask_processor
 from tether.telemetry._prometheus import PrometheusListener
+from tether.telemetry._tracing import Tracing
 
-__all__ = ["PrometheusListener", "StructlogListener", "mask_processor"]
+__all__ = ["PrometheusListener", "StructlogListener", "Tracing", "mask_processor"]
