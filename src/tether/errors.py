@@ -194,6 +194,10 @@ class ResponseError(TetherError):
     error_code = "API_001"
     error_type = "APIError"
 
+    #: Reasons a new attempt may cure (the body broke off, the framing was bad); the others
+    #: (too large, a bad encoding, a redirect or pagination loop, an unreplayable body) repeat.
+    TRANSIENT_REASONS: ClassVar[frozenset[str]] = frozenset({"truncated", "protocol"})
+
     def __init__(self, message: str, *, reason: str = "protocol", **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.reason = reason

@@ -166,12 +166,17 @@ async def test_retried_errors_are_retried(env, script, make_request, error) -> N
         errors.AuthenticationError("token endpoint refused"),
         errors.TimeoutError("deadline", phase="total"),
         errors.ResponseError("too big", reason="too_large"),
+        errors.ResponseError("redirect loop", reason="too_many_redirects"),
+        errors.ResponseError("https to http", reason="insecure_redirect"),
+        errors.ResponseError("bomb", reason="decoding"),
+        errors.ResponseError("cursor repeats", reason="pagination_loop"),
         errors.SpecError("bad spec"),
     ],
-    ids=lambda e: type(e).__name__,
+    ids=lambda e: f"{type(e).__name__}-{getattr(e, 'reason', '')}",
 )
 async def test_never_retried_errors_are_sent_once(env, script, make_request, error) -> None:  # type: ignore[no-untyped-def]
-    """Rejections, validation, not-found, auth, the spent deadline and oversize bodies are not retried."""
+    """Rejections, validation, not-found, auth, the spent deadline and response errors that would
+    repeat (oversize, bad encoding, redirect and pagination loops) are not retried."""
     handler = script(error, 200)
     with pytest.raises(type(error)):
         await policy(env)(make_request(), handler)

@@ -211,7 +211,7 @@ def _error_kinds(kinds: Collection[str]) -> RetryPredicate:
         if isinstance(err, TimeoutError):
             return "timeout" in wanted
         if isinstance(err, ResponseError) and err.status_code is None:
-            return "body_read" in wanted and err.reason != "too_large"
+            return "body_read" in wanted and err.reason in ResponseError.TRANSIENT_REASONS
         status = o.status_code
         if status is None:
             return False
