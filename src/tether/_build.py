@@ -34,10 +34,54 @@ Spec key → option, per section (durations are seconds after loading)::
     http.version / max_connections / keepalive / follow_redirects / max_redirects /
       max_response_size / verify_tls                   EngineOptions(http_version, …, verify)
     security.block_private_networks / tls_min_version  EngineOptions(block_private / min_tls_version)
-    service.name / service.headers / state.url         Client(service= / headers= / state=)
+    service.name / service.headers                     Client(service= / headers=)
+    state.url / state.on_state_error                   Client(state=URL); on_state_error goes into
+                                                       a Redis URL's query (the store's FallbackStore)
+    cache.ttl / stale_if_error / max_entries / max_bytes / vary_headers / revalidate / coalesce
+                                                       Cache(same names)
+    cache.backend / url                                Cache(backend="memory" | "state" |
+                                                             "sqlite:///<url>")
+    endpoints.*.cache.ttl                              Cache(ttl_by_endpoint={name: ttl})
+    endpoints.*.cache: false                           the Integration bypasses the cache for it
+    fallback_behavior.strategy (in order)              Fallback(StaleCache() | Default(json=
+                                                       default_response) | Alternate(target) |
+                                                       Enqueue(dlq); circuit_break / fail: none)
+    fallback_behavior.cache_ttl                        Cache(keep_expired=cache_ttl)
+    fallback_behavior.on_errors                        Fallback(on=codes)
+    dlq.backend / path                                 the Enqueue step's backend (open_dlq)
+    dlq.max_replays / schedule / jitter                ReplaySchedule(attempts / delays / jitter)
+    endpoints.*.dlq                                    Enqueue(endpoints={marked names})
+    costs.pricing_model / tiers / subscription_fee     Budget(pricing=Pricing.per_request | per_gb |
+                                                              tiered | subscription)
+    costs.budget.monthly_limit / alert_at / hard_stop  Budget(monthly_limit / alert_at / hard_stop)
+    bandwidth.monthly_limit / alert_at / hard_stop / count / serve_from_cache_at
+                                                       Budget(bandwidth_limit / bandwidth_alert_at /
+                                                              bandwidth_hard_stop / bandwidth_count /
+                                                              prefer_cache_at)
+    rights.profile / granted + endpoints.*.rights      Rights(name / profile / required_by_endpoint)
 
 ``enabled: false`` turns retry or the breaker off (``None``); an absent section leaves tether's
-defaults (timeouts, retry and breaker on; rate limiter and bulkhead off).
+defaults (timeouts, retry and breaker on; rate limiter, bulkhead, cache, fallback, DLQ, budgets
+and rights off).
+
+The sections written in ``tether.spec._ops`` (``fallback_behavior``, ``costs``, ``bandwidth``,
+``rights``) are passed on whole, defaults included: those models carry their own documented
+defaults (``FallbackBehavior.DEFAULT_ON``, ``Bandwidth.count``), and passing them keeps the runtime
+equal to what ``docs/spec.md`` and ``tether check --explain`` show.
+
+Fallback and the DLQ
+    ``fallback_from`` needs what the ``Integration`` opens: the alternate provider (another
+    integration: ``fallback_behavior.alternate`` names a spec file, relative to this spec's
+    folder, or a name given to ``tether.open(..., alternates={name: integration})``) and the DLQ
+    backend (``dlq_location``). ``client_options`` therefore leaves ``fallback`` out.
+
+    The cache strategy without a cache section (or with ``cache.enabled: false``) still works: the
+    cache is built with ``ttl=0`` (never answers fresh), no coalescing, and ``keep_expired`` =
+    ``cache_ttl`` (default ``FALLBACK_CACHE_KEEP``), so the ``StaleCache`` step has the last good
+    response to serve. The DLQ step is in the chain where ``queue`` is written, or last when the
+    spec has an enabled ``dlq`` section and endpoints marked ``dlq: true``; it parks the marked
+    endpoints' failures (with ``queue`` and no endpoint marked: every endpoint not marked
+    ``dlq: false``).
 
 Error mapping (``error_mapping``)
     ``ErrorClassifier`` is the ``classify=`` hook of ``tether.Client``: it runs in the innermost
@@ -75,6 +119,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx2
 
@@ -83,6 +128,7 @@ from tether._config import Timeouts
 from tether._context import CallContext
 from tether._redact import redact_url
 from tether.auth import AuthOptions, from_spec
+from tether.dlq import DLQBackend, ReplaySchedule
 from tether.errors import (
     APIError,
     AuthenticationError,
@@ -109,7 +155,10 @@ from tether.pipeline._headers import (
     server_wait,
 )
 from tether.pipeline.breaker import Breaker
+from tether.pipeline.budget import Budget, Pricing
 from tether.pipeline.bulkhead import Bulkhead
+from tether.pipeline.cache import Cache
+from tether.pipeline.fallback import Alternate, Default, Enqueue, Fallback, FallbackStep, StaleCache
 from tether.pipeline.rate import Rate
 from tether.pipeline.retry import (
     AttemptOutcome,
@@ -120,8 +169,10 @@ from tether.pipeline.retry import (
     retry_if,
     retry_on_status,
 )
+from tether.pipeline.rights import Rights
 from tether.spec._endpoint import Endpoint, WaitSource
-from tether.spec._ops import ErrorMapping
+from tether.spec._ops import Costs, ErrorMapping, FallbackBehavior
+from tether.spec._sections import Dlq as SpecDlq
 from tether.spec._sections import Timeouts as SpecTimeouts
 from tether.transport import EngineOptions
 
@@ -130,18 +181,30 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BREAKER_KEYS",
+    "CACHE_KEYS",
     "ENGINE_KEYS",
+    "FALLBACK_CACHE_KEEP",
     "RETRY_KEYS",
     "TIMEOUT_KEYS",
     "ErrorClassifier",
     "MappedError",
     "auth_from",
     "breaker_from",
+    "budget_from",
     "bulkhead_from",
+    "cache_from",
     "client_options",
+    "dlq_location",
+    "dlq_marked",
+    "dlq_schedule",
+    "dlq_wanted",
     "engine_from",
+    "fallback_from",
+    "pricing_from",
     "rate_from",
     "retry_from",
+    "rights_from",
+    "state_from",
     "timeouts_from",
 ]
 
@@ -191,6 +254,18 @@ ENGINE_KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("max_response_size", "max_response_size"),
     ("verify_tls", "verify"),
 )
+CACHE_KEYS: Final[tuple[tuple[str, str], ...]] = tuple(
+    (k, k)
+    for k in ("ttl", "stale_if_error", "max_entries", "max_bytes", "vary_headers", "revalidate", "coalesce")
+)
+DLQ_KEYS: Final[tuple[tuple[str, str], ...]] = (
+    ("max_replays", "attempts"),
+    ("schedule", "delays"),
+    ("jitter", "jitter"),
+)
+#: How long expired responses are kept for the fallback's ``cache`` strategy when
+#: ``fallback_behavior.cache_ttl`` does not say (seconds).
+FALLBACK_CACHE_KEEP: Final = 86400.0
 _WINDOW_UNITS: Final[dict[str, str]] = {
     "requests_per_second": "second",
     "requests_per_minute": "minute",
@@ -698,6 +773,321 @@ class ErrorClassifier:
         return read_wait(best[1], response, _json_body(response), now=self._clock.time())
 
 
+# --- cache -------------------------------------------------------------------------------------------
+
+
+def _spec_file(value: str, base_dir: str | os.PathLike[str] | None) -> Path:
+    """A file named in a spec: absolute as is, relative to the spec's folder (else the working one)."""
+    path = Path(value)
+    if path.is_absolute() or base_dir is None:
+        return path
+    return Path(base_dir) / path
+
+
+def _cache_backend(spec: Spec, base_dir: str | os.PathLike[str] | None) -> str:
+    section = spec.cache
+    assert section is not None
+    if section.backend == "memory":
+        return "memory"
+    if section.backend == "state":
+        return "state"
+    if section.backend == "redis":
+        raise SpecError(
+            "cache backend redis is not supported yet; use memory, sqlite (with url) or state",
+            service=spec.service.name,
+        )
+    url = section.url
+    if not url:
+        raise SpecError(
+            "cache backend sqlite needs url (the cache file, e.g. cache.db)", service=spec.service.name
+        )
+    if url.startswith("sqlite:///"):
+        return url
+    return "sqlite:///" + str(_spec_file(url, base_dir).resolve())
+
+
+def _stale_strategy(spec: Spec) -> bool:
+    behavior = spec.fallback_behavior
+    return behavior is not None and "cache" in behavior.strategy
+
+
+def cache_from(spec: Spec, *, base_dir: str | os.PathLike[str] | None = None) -> Cache | None:
+    """``Cache`` from ``cache:`` and the endpoints' ``cache.ttl``; ``None`` when off.
+
+    The fallback's ``cache`` strategy keeps expired responses ``cache_ttl`` long
+    (``keep_expired``), and without a cache section gets a cache that only keeps them (see the
+    module docstring). ``base_dir`` resolves a relative sqlite ``url`` (default: the spec's folder).
+    """
+    section = spec.cache
+    stale = _stale_strategy(spec)
+    keep: float | None = None
+    if stale:
+        behavior = spec.fallback_behavior
+        assert behavior is not None
+        keep = behavior.cache_ttl if behavior.cache_ttl is not None else FALLBACK_CACHE_KEEP
+    if section is None or not section.enabled:
+        if keep is None:
+            return None
+        return Cache(ttl=0.0, keep_expired=keep, coalesce=False)
+    folder = base_dir if base_dir is not None else _base_dir(spec)
+    kwargs = _given(section, CACHE_KEYS)
+    backend = _cache_backend(spec, folder)
+    if backend != "memory":
+        kwargs["backend"] = backend
+    ttls = {
+        name: endpoint.cache.ttl
+        for name, endpoint in spec.endpoints.items()
+        if endpoint.cache is not None and endpoint.cache.ttl is not None
+    }
+    if ttls:
+        kwargs["ttl_by_endpoint"] = ttls
+    if keep is not None:
+        kwargs["keep_expired"] = keep
+    return Cache(**kwargs)
+
+
+# --- the dead-letter queue ---------------------------------------------------------------------------
+
+
+def _queue_strategy(spec: Spec) -> bool:
+    behavior = spec.fallback_behavior
+    return behavior is not None and "queue" in behavior.strategy
+
+
+def dlq_marked(spec: Spec) -> frozenset[str]:
+    """The endpoints whose failed calls are parked: those marked ``dlq: true``; with the ``queue``
+    strategy and none marked, every endpoint not marked ``dlq: false``."""
+    marked = frozenset(name for name, endpoint in spec.endpoints.items() if endpoint.dlq)
+    if marked or not _queue_strategy(spec):
+        return marked
+    return frozenset(name for name, endpoint in spec.endpoints.items() if endpoint.dlq is not False)
+
+
+def dlq_wanted(spec: Spec) -> bool:
+    """Whether the spec has a DLQ: an enabled ``dlq`` section, or the ``queue`` strategy without one."""
+    if spec.dlq is not None:
+        return spec.dlq.enabled
+    return _queue_strategy(spec)
+
+
+def dlq_location(spec: Spec, *, base_dir: str | os.PathLike[str] | None = None) -> str:
+    """Where the spec's DLQ lives, for ``tether.dlq.open_dlq``: ``memory://``, a SQLite file
+    (``dlq.path`` relative to the spec's folder; default ``tether-dlq.db`` in the working folder,
+    as ``tether dlq`` looks for it) or a Redis URL. Backend ``state`` uses the state store's."""
+    section = spec.dlq if spec.dlq is not None else SpecDlq()
+    folder = base_dir if base_dir is not None else _base_dir(spec)
+    backend = section.backend
+    if backend == "state":
+        state = spec.state.url if spec.state is not None else "memory://"
+        scheme = state.split(":", 1)[0]
+        if scheme == "memory":
+            return "memory://"
+        if scheme == "sqlite":
+            return state.split("?", 1)[0]
+        if scheme in ("redis", "rediss"):
+            return state
+        raise SpecError(
+            f"dlq backend state: a {scheme}:// state store holds no DLQ", service=spec.service.name
+        )
+    if backend == "memory":
+        return "memory://"
+    path = section.path
+    if backend == "redis":
+        if not path or not path.startswith(("redis://", "rediss://")):
+            raise SpecError("dlq backend redis needs path: the Redis URL", service=spec.service.name)
+        return path
+    if not path:
+        return "tether-dlq.db"
+    if path.startswith("sqlite:///"):
+        return path
+    return str(_spec_file(path, folder))
+
+
+def dlq_schedule(spec: Spec) -> ReplaySchedule:
+    """``ReplaySchedule`` from ``dlq.max_replays`` / ``schedule`` / ``jitter``."""
+    return ReplaySchedule(**_given(spec.dlq, DLQ_KEYS))
+
+
+def _enqueue(spec: Spec, dlq: DLQBackend | None) -> Enqueue | None:
+    marked = dlq_marked(spec)
+    if dlq is None or not marked or not dlq_wanted(spec):
+        return None
+    kwargs: dict[str, Any] = {"endpoints": marked, "schedule": dlq_schedule(spec)}
+    if spec.retry is not None and spec.retry.given("idempotency_header"):
+        kwargs["idempotency_header"] = spec.retry.idempotency_header
+    return Enqueue(dlq, **kwargs)
+
+
+# --- fallback ----------------------------------------------------------------------------------------
+
+
+def fallback_from(
+    spec: Spec,
+    *,
+    alternate: Any = None,
+    alternate_name: str | None = None,
+    dlq: DLQBackend | None = None,
+) -> Fallback | None:
+    """``Fallback`` from ``fallback_behavior`` (and a ``dlq`` section with marked endpoints).
+
+    ``alternate`` is the alternate provider (a ``tether.Client``, or anything with an async
+    ``send``), required when the strategy names ``alternate``; ``alternate_name`` is what
+    ``served_by`` calls it (default: its service name); ``dlq`` is the backend of the DLQ step.
+    """
+    behavior = spec.fallback_behavior
+    strategies = behavior.strategy if behavior is not None else ()
+    steps: list[FallbackStep] = []
+    for strategy in strategies:
+        assert behavior is not None
+        if strategy == "cache":
+            steps.append(StaleCache())
+        elif strategy == "default":
+            steps.append(Default(json=behavior.default_response))
+        elif strategy == "alternate":
+            if alternate is None:
+                raise SpecError(
+                    f"fallback_behavior.alternate {behavior.alternate!r} is not open "
+                    "(tether.open opens a spec file, or takes alternates={name: integration})",
+                    service=spec.service.name,
+                )
+            steps.append(Alternate(alternate, name=alternate_name))
+        elif strategy == "queue":
+            step = _enqueue(spec, dlq)
+            if step is not None:
+                steps.append(step)
+        # circuit_break / fail: no fallback, the error is raised
+    if "queue" not in strategies:
+        step = _enqueue(spec, dlq)
+        if step is not None:
+            steps.append(step)
+    if not steps:
+        return None
+    on = behavior.on_errors if behavior is not None else FallbackBehavior.DEFAULT_ON
+    return Fallback(*steps, on=on)
+
+
+# --- budgets and rights ------------------------------------------------------------------------------
+
+
+def _request_tiers(costs: Costs) -> list[tuple[int | None, float]]:
+    """``costs.tiers`` (per request, each ``limit`` requests long) as ``Pricing.tiered`` bounds."""
+    out: list[tuple[int | None, float]] = []
+    bound = 0
+    for index, tier in enumerate(costs.tiers):
+        if tier.limit is None:
+            out.append((None, tier.cost))
+            continue
+        if tier.limit != int(tier.limit):
+            raise SpecError(
+                f"costs.tiers[{index}].limit must be a whole number of requests, got {tier.limit:g}"
+            )
+        bound += int(tier.limit)
+        out.append((bound, tier.cost))
+    return out
+
+
+def pricing_from(costs: Costs) -> Pricing:
+    """``Pricing`` from ``costs``: per_request and tiered take ``tiers`` (per request; one tier is
+    a flat price), per_gb one price per GB, subscription the fee plus an included tier (cost 0)
+    and an overage tier. Per-minute prices are refused (``SpecError``)."""
+    model = costs.pricing_model
+    tiers = costs.tiers
+    units = {tier.unit for tier in tiers}
+    if model == "per_minute" or "minute" in units:
+        raise SpecError(
+            "costs: per-minute pricing is not supported yet (per_request, per_gb, tiered, subscription)"
+        )
+    try:
+        if model == "per_gb":
+            prices = {tier.cost for tier in tiers}
+            if units - {"gb"} or len(prices) != 1:
+                raise SpecError(
+                    "costs: per_gb pricing takes tiers with unit gb and one cost per GB "
+                    "(tiered per-GB prices are not supported yet)"
+                )
+            return Pricing.per_gb(prices.pop())
+        if "gb" in units:
+            raise SpecError(f"costs: tiers with unit gb need pricing_model per_gb, not {model}")
+        bounds = _request_tiers(costs)
+        if model == "subscription":
+            fee = costs.subscription_fee or 0.0
+            if not bounds:
+                return Pricing.subscription(fee)
+            if len(bounds) == 1 and bounds[0][0] is None:
+                return Pricing.subscription(fee, included=0, overage=bounds[0][1])
+            first, price = bounds[0]
+            if first is not None and price == 0 and len(bounds) <= 2:
+                overage = bounds[1][1] if len(bounds) == 2 else 0.0
+                return Pricing.subscription(fee, included=first, overage=overage)
+            if fee:
+                raise SpecError(
+                    "costs: subscription pricing takes an included tier (cost 0) and an overage tier"
+                )
+            return Pricing.tiered(bounds)
+        if not bounds:
+            raise SpecError(
+                f"costs: pricing_model {model} needs the price per request: "
+                "tiers: [{name: all, cost: 0.001}]"
+            )
+        if len(bounds) == 1:
+            return Pricing.per_request(bounds[0][1])
+        return Pricing.tiered(bounds)
+    except ValueError as exc:
+        raise SpecError(f"costs.tiers: {exc}") from None
+
+
+def budget_from(spec: Spec) -> Budget | None:
+    """``Budget`` from ``costs`` (with a ``budget``) and ``bandwidth``; ``None`` when neither
+    sets a limit (``costs`` without a ``budget`` only describes prices)."""
+    kwargs: dict[str, Any] = {}
+    costs = spec.costs
+    if costs is not None and costs.budget is not None:
+        budget = costs.budget
+        kwargs.update(
+            monthly_limit=budget.monthly_limit,
+            pricing=pricing_from(costs),
+            alert_at=budget.alert_at,
+            hard_stop=budget.hard_stop,
+        )
+    bandwidth = spec.bandwidth
+    if bandwidth is not None:
+        kwargs.update(
+            bandwidth_limit=bandwidth.monthly_limit,
+            bandwidth_alert_at=bandwidth.alert_at,
+            bandwidth_hard_stop=bandwidth.hard_stop,
+            bandwidth_count=bandwidth.count,
+            prefer_cache_at=bandwidth.serve_from_cache_at,
+        )
+    return Budget(**kwargs) if kwargs else None
+
+
+def rights_from(spec: Spec) -> Rights | None:
+    """``Rights`` from ``rights`` (the profile) and each endpoint's ``rights``."""
+    section = spec.rights
+    if section is None:
+        return None
+    required = {name: endpoint.rights for name, endpoint in spec.endpoints.items() if endpoint.rights}
+    return Rights(profile=section.granted, required_by_endpoint=required, name=section.profile)
+
+
+# --- state -------------------------------------------------------------------------------------------
+
+
+def state_from(spec: Spec) -> str | None:
+    """The state URL; a written ``on_state_error`` is put in a Redis URL's query, where the Redis
+    store reads it (memory and SQLite stores are local: there is nothing to fall back from)."""
+    section = spec.state
+    if section is None:
+        return None
+    url = section.url
+    parts = urlsplit(url)
+    if section.given("on_state_error") and parts.scheme in ("redis", "rediss", "unix"):
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "on_state_error"]
+        query.append(("on_state_error", section.on_state_error))
+        url = urlunsplit(parts._replace(query=urlencode(query)))
+    return url
+
+
 # --- the whole client --------------------------------------------------------------------------------
 
 
@@ -708,9 +1098,10 @@ def client_options(
     environ: Mapping[str, str] | None = None,
     clock: Clock | None = None,
 ) -> dict[str, Any]:
-    """The keyword arguments of ``tether.Client`` that this spec describes.
+    """The keyword arguments of ``tether.Client`` that this spec describes (all but ``fallback``,
+    which needs the alternate and the DLQ the ``Integration`` opens: ``fallback_from``).
 
-    ``base_dir`` resolves relative secret files (default: the spec file's folder); ``environ``
+    ``base_dir`` resolves relative secret and cache files (default: the spec file's folder); ``environ``
     resolves ``${VAR}`` secrets now instead of at start; ``clock`` is the classifier's clock.
     """
     folder = base_dir if base_dir is not None else _base_dir(spec)
@@ -725,7 +1116,9 @@ def client_options(
         "bulkhead": bulkhead_from(spec),
         "engine": engine_from(spec),
         "service": spec.service.name,
-        "state": spec.state.url if spec.state is not None else None,
+        "state": state_from(spec),
+        "cache": cache_from(spec, base_dir=folder),
+        "policies": [p for p in (budget_from(spec), rights_from(spec)) if p is not None],
     }
     classifier = ErrorClassifier(
         spec.error_mapping,

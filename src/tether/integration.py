@@ -26,6 +26,22 @@ endpoint. One call's path:
    path), ``records`` selects the records and ``data_mappings.inbound`` maps them (fields that
    no rule names are kept as they are).
 
+The resilience sections become the client's policies too (``tether._build``): ``cache`` (and
+``endpoints.*.cache``: a TTL, or ``false`` to send that endpoint past the cache), ``fallback_behavior``
+(stale cache, default response, alternate provider, DLQ), ``dlq``, ``costs`` / ``bandwidth``
+(``Budget``), ``rights`` and ``state``. ``Result.meta`` says who answered: ``from_cache``, ``stale``
+and ``served_by`` (``network``, ``cache``, ``stale_cache``, ``default``, ``alternate:<name>``).
+A ``default`` answer is the spec's ``default_response`` as written: it is not checked against the
+response schema, and ``records`` and the inbound mapping are not applied to it.
+
+The alternate provider (``fallback_behavior.alternate``) is another integration: a spec file,
+relative to this spec's folder, opened with this one's environment (when it has it), clock and
+listeners, and closed with it; or a name given to ``tether.open(..., alternates={name: other})``
+(an ``Integration`` or a ``tether.Client``, which the caller keeps open and closes). The DLQ is
+``integration.dlq`` (a ``tether.dlq`` backend; ``dlq=`` replaces it), and
+``integration.replayer()`` replays its entries through this integration's client on the spec's
+schedule.
+
 ``paginate`` runs step 4-6 per page (``tether.paginate``), and a next URL on another origin is
 sent without credentials (the auth stage strips them). ``call_many`` runs calls with bounded
 concurrency and yields an ``Outcome`` per input as each completes; one failure never stops the
@@ -45,22 +61,36 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, cast
 
 import httpx2
 
 from tether import events as ev
-from tether._build import IGNORED, MappedError, client_options, header_names, with_error_mapping
+from tether._build import (
+    IGNORED,
+    MappedError,
+    client_options,
+    dlq_location,
+    dlq_schedule,
+    dlq_wanted,
+    fallback_from,
+    header_names,
+    with_error_mapping,
+)
 from tether._clock import Clock, system_clock
 from tether._config import DEFAULT, Timeouts
 from tether._context import CallContext, context_of
 from tether._redact import redact_url
 from tether.client import Client
+from tether.dlq import DLQBackend, Replayer, ReplaySchedule, open_dlq
+from tether.dlq._replay import ReplayClient
 from tether.errors import Rejected, SpecError, TetherError, ValidationError
 from tether.mapping import Mapper, select_records
 from tether.paginate import Page, PageRequest, iterate_pages, paginator_for
 from tether.pipeline._headers import RateLimitHeaderNames, parse_http_date, read_rate_limit
+from tether.pipeline.cache import CACHE_MODE_KEY
 from tether.result import Meta, Outcome, Result
 from tether.spec._endpoint import Endpoint, MappingRule
 from tether.spec._loader import load
@@ -76,6 +106,10 @@ LATENCY_SAMPLES: Final = 1000
 _JSON_TYPES: Final = ("application/json",)
 _CONTROL_PARAMS: Final = ("page_param", "offset_param", "cursor_param")
 _CLIENT_KEYWORDS: Final = frozenset(inspect.signature(Client.__init__).parameters) - {"self"}
+#: Overrides an alternate integration opened from a spec file inherits from this one.
+_INHERITED: Final = ("clock", "listeners")
+#: ``served_by`` of a fallback's static answer (``fallback_behavior.default_response``).
+_DEFAULT_ANSWER: Final = "default"
 
 
 def _utc_midnight(day: date) -> float:
@@ -141,6 +175,7 @@ class _Plan:
     success: frozenset[int] | None
     schema: dict[str, Any] | None
     body_kwargs: bool
+    cache_bypass: bool
 
     @property
     def takes_body(self) -> bool:
@@ -173,6 +208,9 @@ class Integration:
     keywords (``base_url``, ``retry``, ``rate``, ``listeners``, ``clock``, ``transport`` …) that
     replace what the spec says. ``refuse_after_sunset=True`` refuses calls past an endpoint's
     sunset (``Sunset`` header or ``versioning.deprecation_schedule``) with ``Rejected``.
+    ``alternates`` maps the names a spec's ``fallback_behavior.alternate`` may use to open
+    integrations or clients; ``dlq`` replaces the spec's DLQ (a backend, or a location for
+    ``tether.dlq.open_dlq``).
     """
 
     def __init__(
@@ -181,6 +219,9 @@ class Integration:
         *,
         environ: Mapping[str, str] | None = None,
         refuse_after_sunset: bool = False,
+        alternates: Mapping[str, Any] | None = None,
+        dlq: DLQBackend | str | os.PathLike[str] | None = None,
+        _opening: frozenset[str] = frozenset(),
         **overrides: Any,
     ) -> None:
         unknown = sorted(set(overrides) - _CLIENT_KEYWORDS)
@@ -190,12 +231,32 @@ class Integration:
             )
         self.spec = spec
         self._clock: Clock = overrides.get("clock") or system_clock
+        #: The dead-letter queue (``dlq`` section or ``queue`` strategy), else ``None``.
+        self.dlq: DLQBackend | None = None
+        self._owns_dlq = False
+        if isinstance(dlq, str | os.PathLike):
+            self.dlq = open_dlq(dlq if isinstance(dlq, str) else Path(dlq))
+            self._owns_dlq = True
+        elif dlq is not None:
+            self.dlq = dlq  # the caller's backend: the caller closes it
+        elif dlq_wanted(spec):
+            self.dlq = open_dlq(dlq_location(spec))
+            self._owns_dlq = True
+        #: The replay schedule of ``dlq`` (``dlq.max_replays`` / ``schedule`` / ``jitter``).
+        self.dlq_schedule: ReplaySchedule = dlq_schedule(spec)
+        self._alternate: Integration | None = None
         options = client_options(spec, environ=environ, clock=self._clock)
+        if "fallback" not in overrides:
+            target, name = self._alternate_for(alternates, environ, overrides, _opening)
+            options["fallback"] = fallback_from(spec, alternate=target, alternate_name=name, dlq=self.dlq)
         options.update(overrides)
         if spec.error_mapping and "classify" not in overrides:
             options = with_error_mapping(options)  # overridden retry / breaker still obey the mapping
         self.options: Mapping[str, Any] = MappingProxyType(options)
         self.client = Client(**options)
+        bind = getattr(self.client.store, "bind_events", None)
+        if callable(bind):  # a shared store's switches to local state and back (on_state_error)
+            bind(self.client.events)
         self._base_url = str(options["base_url"]) if options.get("base_url") else None
         self._names: RateLimitHeaderNames = header_names(spec)
         self._refuse_after_sunset = refuse_after_sunset
@@ -208,10 +269,56 @@ class Integration:
         if versioning is not None and versioning.current in versioning.deprecation_schedule:
             self._schedule_sunset = _utc_midnight(versioning.deprecation_schedule[versioning.current])
 
+    def _alternate_for(
+        self,
+        alternates: Mapping[str, Any] | None,
+        environ: Mapping[str, str] | None,
+        overrides: Mapping[str, Any],
+        opening: frozenset[str],
+    ) -> tuple[Any, str | None]:
+        """The alternate provider the fallback's ``alternate`` strategy names, and its name."""
+        behavior = self.spec.fallback_behavior
+        if behavior is None or "alternate" not in behavior.strategy or behavior.alternate is None:
+            return None, None
+        ref = behavior.alternate
+        given = (alternates or {}).get(ref)
+        if given is not None:
+            return (given.client if isinstance(given, Integration) else given), ref
+        source = self.spec.source
+        own = None if source.startswith("<") else Path(source).resolve()
+        path = ((own.parent if own is not None else Path.cwd()) / ref).resolve()
+        if not path.is_file():
+            raise SpecError(
+                f"fallback_behavior.alternate {ref!r}: no spec file at {path}; name a spec file or "
+                f"give tether.open(..., alternates={{{ref!r}: integration}})",
+                service=self.spec.service.name,
+            )
+        chain = opening | ({str(own)} if own is not None else frozenset())
+        if str(path) in chain:
+            raise SpecError(
+                f"fallback_behavior.alternate {ref!r} leads back to {path}: alternates form a loop",
+                service=self.spec.service.name,
+            )
+        loaded = load(path, environ=environ)
+        passed = {key: overrides[key] for key in _INHERITED if key in overrides}
+        environment = self.spec.environment
+        if environment is not None and environment in loaded.service.environments:
+            passed["base_url"] = loaded.base_url_for(environment)
+        self._alternate = Integration(
+            loaded, environ=environ, alternates=alternates, _opening=chain | {str(path)}, **passed
+        )
+        return self._alternate.client, None
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        await self.client.__aenter__()
+        try:
+            if self._alternate is not None:
+                await self._alternate.__aenter__()
+            await self.client.__aenter__()
+        except BaseException:
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(
@@ -220,8 +327,32 @@ class Integration:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client (pooled connections, the state store)."""
-        await self.client.aclose()
+        """Close the client (pooled connections, the state store), the alternate integration this
+        one opened, and the DLQ it opened."""
+        try:
+            await self.client.aclose()
+        finally:
+            try:
+                if self._alternate is not None:
+                    await self._alternate.aclose()
+            finally:
+                if self._owns_dlq and self.dlq is not None:
+                    self._owns_dlq = False
+                    await self.dlq.aclose()
+
+    def replayer(self, **options: Any) -> Replayer:
+        """A ``tether.dlq.Replayer`` for ``dlq`` that sends through this integration's client
+        (signed again by its auth) on the spec's schedule; ``options`` are ``Replayer``'s
+        keywords (``lease``, ``batch``, ``rng`` …). ``SpecError`` when there is no DLQ."""
+        if self.dlq is None:
+            raise SpecError(
+                "this integration has no dead-letter queue (no dlq section, no queue fallback)",
+                service=self.service,
+            )
+        options.setdefault("schedule", self.dlq_schedule)
+        options.setdefault("clock", self._clock)
+        # Client.build_request takes its keywords by name; ReplayClient declares them as **kwargs.
+        return Replayer(cast(ReplayClient, self.client), self.dlq, **options)
 
     def __repr__(self) -> str:
         base = redact_url(self._base_url) if self._base_url else None
@@ -277,6 +408,7 @@ class Integration:
             success=frozenset(success.status) if success is not None and success.given("status") else None,
             schema=success.schema_ if success is not None else None,
             body_kwargs=endpoint.body is not None and not in_body,
+            cache_bypass=endpoint.cache is not None and not endpoint.cache.enabled,
         )
         self._plans[name] = plan
         return plan
@@ -354,7 +486,7 @@ class Integration:
                 form_body = body
             else:
                 json_body = body
-        return self.client.build_request(
+        request = self.client.build_request(
             endpoint.method,
             url,
             params=query or None,
@@ -365,6 +497,9 @@ class Integration:
             idempotent=endpoint.idempotent,
             timeout=plan.timeouts if plan.timeouts is not None else DEFAULT,
         )
+        if plan.cache_bypass:
+            context_of(request).extras[CACHE_MODE_KEY] = "bypass"
+        return request
 
     # --- deprecation and sunset ---------------------------------------------------------------
 
@@ -436,6 +571,8 @@ class Integration:
         finally:
             self._latency.setdefault(plan.name, _Latency()).add(self._clock.monotonic() - started)
         self._after(plan, response)
+        if _served_by(ctx) == _DEFAULT_ANSWER:  # the spec's default_response: used as written
+            return response, self._decode(plan, response, ctx), ctx
         ignored = IGNORED in response.extensions
         status = response.status_code
         if not ignored and plan.success is not None and status not in plan.success:
@@ -490,14 +627,19 @@ class Integration:
     ) -> Result:
         meta = ctx.meta
         known = {"attempts", "from_cache", "stale", "served_by"}
+        from_cache = bool(meta.get("from_cache", False))
+        stale = bool(meta.get("stale", False))
+        served_by = _served_by(ctx)
+        if served_by is None or served_by == "primary":  # the fallback's word for "not a fallback"
+            served_by = ("stale_cache" if stale else "cache") if from_cache else "network"
         meta_obj = Meta(
             attempts=int(meta.get("attempts", ctx.attempt)),
-            from_cache=bool(meta.get("from_cache", False)),
-            stale=bool(meta.get("stale", False)),
+            from_cache=from_cache,
+            stale=stale,
             elapsed=self._clock.monotonic() - started,
             request_id=ctx.request_id,
             rate_limit=read_rate_limit(response.headers, now=self._clock.time(), names=self._names),
-            served_by=str(meta.get("served_by", "network")),
+            served_by=served_by,
             status=response.status_code,
             extra=MappingProxyType({k: v for k, v in meta.items() if k not in known}),
         )
@@ -518,6 +660,8 @@ class Integration:
         self._before(plan)
         request = self._build(plan, prepared, body)
         response, data, ctx = await self._send(plan, request)
+        if _served_by(ctx) == _DEFAULT_ANSWER:
+            return self._result(plan, response, data, ctx, started)
         if plan.endpoint.records is not None and IGNORED not in response.extensions:
             data = select_records(data, plan.endpoint.records)
         return self._result(plan, response, self._map(plan, data), ctx, started)
@@ -541,15 +685,24 @@ class Integration:
                 control[name] = values.pop(name)
         prepared, body = self._validate(plan, values)
         paginator = paginator_for(pagination, base_url=self._base_url)
+        answered: list[bool] = []  # a page the fallback answered with the default: the last page
 
         async def fetch(page_request: PageRequest) -> Page:
             self._before(plan)
             request = self._build(plan, prepared, body, page=page_request)
-            response, data, _ = await self._send(plan, request)
+            response, data, ctx = await self._send(plan, request)
+            if _served_by(ctx) == _DEFAULT_ANSWER:
+                answered.append(True)
+                records = data if isinstance(data, list) else ([] if data is None else [data])
+                return Page(data, response.headers, records, str(response.request.url), response)
             records = select_records(data, plan.endpoint.records)
             return Page(data, response.headers, records, str(response.request.url), response)
 
         async for page in iterate_pages(paginator, fetch, control):
+            if answered:
+                for record in page.records:
+                    yield record
+                return
             mapped = plan.inbound.map_records(page.records) if plan.inbound is not None else page.records
             for record in mapped:
                 yield record
@@ -604,9 +757,16 @@ class Integration:
             if performance is not None:
                 entry["breaching"] = breaching
             endpoints[name] = entry
+        if self.dlq is not None:
+            out["dlq"] = {"backend": repr(self.dlq), "max_replays": self.dlq_schedule.attempts}
         out["endpoints"] = endpoints
         out["deprecated"] = {name: {"sunset": _iso(self._sunset(name))} for name in sorted(self._warned)}
         return out
+
+
+def _served_by(ctx: CallContext) -> str | None:
+    served = ctx.meta.get("served_by")
+    return served if isinstance(served, str) else None
 
 
 # --- call_many ----------------------------------------------------------------------------------------
@@ -704,6 +864,8 @@ def open(
     *,
     environ: Mapping[str, str] | None = None,
     refuse_after_sunset: bool = False,
+    alternates: Mapping[str, Any] | None = None,
+    dlq: DLQBackend | str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> Integration:
     """An ``Integration`` for a spec file (or YAML text, or a loaded ``Spec``).
@@ -711,7 +873,9 @@ def open(
     ``env`` selects the environment's base URL (else ``TETHER_ENV``, else the spec's default);
     ``environ`` replaces ``os.environ`` for ``${VAR}`` interpolation (secrets included);
     ``overrides`` are ``tether.Client`` keywords that win over the spec (e.g. ``base_url=``,
-    ``listeners=``, ``clock=``). Use it as ``async with tether.open(...) as api:``.
+    ``listeners=``, ``clock=``); ``alternates`` names the integrations (or clients) a spec's
+    ``fallback_behavior.alternate`` may name; ``dlq`` replaces the spec's dead-letter queue.
+    Use it as ``async with tether.open(...) as api:``.
     """
     if isinstance(spec, Spec):
         loaded = spec
@@ -719,4 +883,11 @@ def open(
             overrides["base_url"] = spec.base_url_for(env)
     else:
         loaded = load(spec, env=env, environ=environ)
-    return Integration(loaded, environ=environ, refuse_after_sunset=refuse_after_sunset, **overrides)
+    return Integration(
+        loaded,
+        environ=environ,
+        refuse_after_sunset=refuse_after_sunset,
+        alternates=alternates,
+        dlq=dlq,
+        **overrides,
+    )

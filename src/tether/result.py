@@ -45,7 +45,8 @@ class Meta:
     ``stale``); ``elapsed``: seconds the call took, waits included; ``request_id``: tether's id of
     the call (sent nowhere; it names the call in events and errors); ``rate_limit``: the quota the
     response reported (``X-RateLimit-*``, IETF ``RateLimit``), ``None`` when it reported none;
-    ``served_by``: ``"network"``, ``"cache"`` or ``"fallback"``; ``status``: the HTTP status;
+    ``served_by``: ``"network"``, ``"cache"``, ``"stale_cache"``, ``"default"``,
+    ``"alternate:<name>"`` or ``"dlq"``; ``status``: the HTTP status;
     ``extra``: anything else policies recorded for this call.
     """
 

@@ -96,7 +96,8 @@ def test_check_warns_about_keys_not_enforced(runner: CliRunner) -> None:
     """Keys tether does not act on yet are listed as 'not enforced' warnings."""
     result = runner.invoke(app, ["check", str(SPECS / "int-template-filled.yaml")])
     assert result.exit_code == 0, result.output
-    assert "warning: not enforced: cache" in result.output
+    assert "warning: not enforced: streaming" in result.output
+    assert "warning: not enforced: cache" not in result.output
     assert "warning: not enforced: retry" not in result.output
     assert "warning: not enforced: endpoints.get_data" in result.output
     assert "informational (shown, not acted on): " in result.output

@@ -10,7 +10,6 @@ import pytest
 from integration_helpers import SPECS
 
 import tether
-from tether._build import MappedError
 from tether.mock import Fault, FaultServer
 from tether.spec import load, not_enforced
 
@@ -112,7 +111,7 @@ async def test_every_endpoint_of_the_filled_template_runs(
 
 
 async def test_the_template_error_mapping_applies(template_env: None, fault_server: FaultServer) -> None:
-    """Template rules: a 404 fails with its message, a 204 is ignored, X-Maintenance falls back."""
+    """Template rules: a 404 fails with its message, a 204 is ignored, X-Maintenance gets the default."""
     fault_server.route("GET", "/v1/data/ITEM-404", Fault.status(404))
     fault_server.route("GET", "/v1/data/ITEM-204", Fault.status(204))
     fault_server.route("GET", "/v1/data/ITEM-500", Fault.status(503, headers={"X-Maintenance": "true"}))
@@ -120,12 +119,11 @@ async def test_the_template_error_mapping_applies(template_env: None, fault_serv
         with pytest.raises(tether.NotFoundError, match="No data for that identifier"):
             await api.call("get_data", identifier="ITEM-404")
         ignored = await api.call("get_data", identifier="ITEM-204")
-        with pytest.raises(tether.APIError) as maintenance:
-            await api.call("get_data", identifier="ITEM-500")
+        maintenance = await api.call("get_data", identifier="ITEM-500")
     assert ignored.data is None
     assert ignored.response.status_code == 204
-    assert isinstance(maintenance.value, MappedError)
-    assert maintenance.value.action == "fallback"
+    assert maintenance.meta.served_by == "default"  # fallback_behavior: [cache, default]
+    assert maintenance.data == {"value": None, "stale": True}
     assert len(fault_server.log) == 3
 
 

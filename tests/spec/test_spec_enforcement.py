@@ -35,6 +35,12 @@ def test_every_model_key_is_classified() -> None:
         "circuit_breaker",
         "bulkhead",
         "state",
+        "cache",
+        "fallback_behavior",
+        "dlq",
+        "costs",
+        "bandwidth",
+        "rights",
         "endpoints",
         "components",
         "data_mappings",
@@ -47,7 +53,9 @@ def test_every_model_key_is_classified() -> None:
     assert stray == []
     assert classify("retry.max_attempts") == "enforced"
     assert classify("endpoints.<name>.pagination.stop.max_records") == "enforced"
-    assert classify("endpoints.<name>.cache") == "not_enforced"
+    assert classify("endpoints.<name>.cache") == "enforced"
+    assert classify("endpoints.<name>.cache.stale_if_error") == "not_enforced"
+    assert classify("costs.currency") == "informational"
 
 
 def test_present_keys_are_reported_at_their_registry_depth() -> None:
@@ -74,12 +82,14 @@ def test_keys_are_reported_in_spec_order() -> None:
 
 
 def test_bundled_spec_reports_its_policies() -> None:
-    """The filled template reports the policy sections nothing acts on yet, and not the wired ones."""
+    """The filled template reports the policy keys nothing acts on yet, and not the wired ones."""
     reported = set(not_enforced(load(SPECS / "int-template-filled.yaml", environ={})))
-    for section in ("cache", "dlq", "bandwidth"):
-        assert section in reported
-    for wired in ("timeouts", "retry", "circuit_breaker", "rate_limits", "error_mapping"):
-        assert wired not in reported
+    for key in ("dlq.retention", "state.key_prefix", "streaming"):
+        assert key in reported
+    wired = ("timeouts", "retry", "circuit_breaker", "rate_limits", "error_mapping")
+    resilience = ("cache", "dlq", "fallback_behavior", "costs", "bandwidth", "rights", "state.on_state_error")
+    for section in (*wired, *resilience):
+        assert section not in reported
 
 
 def test_model_built_specs_report_from_set_fields() -> None:

@@ -510,6 +510,10 @@ class Endpoint(SpecModel):
     """This endpoint streams (SSE)."""
     rights: tuple[str, ...] = ()
     """Rights the integration's rights profile must grant to call it (e.g. ``export``)."""
+    dlq: bool | None = None
+    """Park this endpoint's failed calls in the dead-letter queue (the ``dlq`` section, or the
+    fallback strategy ``queue``). When no endpoint says ``true``, the ``queue`` strategy parks
+    every endpoint's failures except those with ``false``."""
     data_mappings: DataMappings | None = None
     """Per-endpoint field mappings (replacing the spec's)."""
 

@@ -5,22 +5,27 @@ their defaults when a spec leaves them out (DESIGN 2.2: resilient by default); p
 a number only the user knows (rate limits, bulkhead, cache, DLQ, budgets, fallback) are off until
 their section is given. Each value is tagged ``spec`` (written in the spec) or ``default``.
 
-The policy sections (timeouts, http, retry, circuit_breaker, rate_limits, throttling, bulkhead)
-are read from the option objects the runtime builds (``tether._build``), so a default shown here
-is the option class's own ``DEFAULT_*`` constant, never a number repeated in the spec models.
+The policy sections (timeouts, http, retry, circuit_breaker, rate_limits, throttling, bulkhead,
+cache, dlq, costs, bandwidth, rights) are read from the option objects the runtime builds
+(``tether._build``), so a default shown here is the option class's own ``DEFAULT_*`` constant,
+never a number repeated in the spec models; ``fallback_behavior`` shows the chain the runtime
+builds (``stale_cache``, ``default``, ``alternate (…)``, ``dlq``) and ``dlq`` the endpoints it parks.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from tether._redact import redact_url
+from tether.errors import SpecError
 from tether.spec._base import SpecModel
 from tether.spec._model import Spec
+from tether.spec._ops import FallbackBehavior
 from tether.spec._sections import (
     CircuitBreaker,
+    Dlq,
     State,
     Streaming,
     Throttling,
@@ -67,18 +72,6 @@ def _model_lines(model: SpecModel, depth: int, *, all_default: bool = False) -> 
             continue
         lines.append(ExplainLine(depth, f"{key}: {_value(value)}", "spec" if given else "default"))
     return lines
-
-
-def _section(
-    title: str, model: SpecModel | None, fallback: SpecModel | None, off_reason: str
-) -> list[ExplainLine]:
-    if model is None and fallback is None:
-        return [ExplainLine(0, f"{title}: off", "off"), ExplainLine(1, off_reason, "note")]
-    if model is not None and getattr(model, "enabled", True) is False:
-        return [ExplainLine(0, f"{title}: off", "off"), ExplainLine(1, "enabled: false in the spec", "note")]
-    chosen = model if model is not None else fallback
-    assert chosen is not None
-    return [ExplainLine(0, f"{title}:"), *_model_lines(chosen, 1, all_default=model is None)]
 
 
 _DURATION_KEYS = frozenset(
@@ -251,6 +244,212 @@ def _policies(spec: Spec) -> list[ExplainLine]:
     return lines
 
 
+def _line(depth: int, key: str, value: Any, given: bool) -> ExplainLine:
+    return ExplainLine(depth, f"{key}: {_value(value)}", "spec" if given else "default")
+
+
+def _shown_url(url: str) -> str:
+    """A state or DLQ location with a Redis URL's password masked (files and memory as written)."""
+    return redact_url(url) if url.startswith(("redis://", "rediss://")) else url
+
+
+def _off(title: str, why: str) -> list[ExplainLine]:
+    return [ExplainLine(0, f"{title}: off", "off"), ExplainLine(1, why, "note")]
+
+
+def _resilience(spec: Spec) -> list[ExplainLine]:
+    """Cache, state, DLQ, fallback, budgets and rights as the runtime builds them
+    (``tether._build``): the option objects' values, the spec's keys and what they turned into."""
+    from tether import _build  # the runtime side; imported late (it imports tether.spec)
+
+    lines: list[ExplainLine] = []
+    section = spec.cache
+    refused: str | None = None
+    try:
+        cache = _build.cache_from(spec)
+    except SpecError as exc:
+        cache, refused = None, str(exc)
+    if refused is not None:
+        lines += [ExplainLine(0, "cache:"), ExplainLine(1, f"refused by tether.open: {refused}", "note")]
+    elif cache is None:
+        why = (
+            "enabled: false in the spec"
+            if section is not None
+            else "no cache section: responses are not cached"
+        )
+        lines += _off("cache", why)
+    elif section is None or not section.enabled:
+        lines += [
+            ExplainLine(0, "cache: kept for the fallback only"),
+            ExplainLine(
+                1, "responses are stored but never answer fresh (the fallback's cache strategy)", "note"
+            ),
+            _line(1, "ttl", format_duration(float(cast(float, cache.ttl))), False),
+            _line(1, "keep_expired", format_duration(float(cast(float, cache.keep_expired))), True),
+        ]
+    else:
+        settings = cache.settings()
+        lines.append(ExplainLine(0, "cache:"))
+        lines.append(_line(1, "backend", str(cache.backend), section.given("backend")))
+        lines.append(_line(1, "ttl", format_duration(settings.ttl), section.given("ttl")))
+        stale = settings.stale_if_error
+        lines.append(
+            _line(
+                1,
+                "stale_if_error",
+                None if stale is None else format_duration(stale),
+                section.given("stale_if_error"),
+            )
+        )
+        lines.append(_line(1, "max_entries", settings.max_entries, section.given("max_entries")))
+        lines.append(_line(1, "max_bytes", format_size(settings.max_bytes), section.given("max_bytes")))
+        lines.append(_line(1, "vary_headers", list(section.vary_headers), section.given("vary_headers")))
+        for key in ("revalidate", "coalesce"):
+            lines.append(_line(1, key, getattr(settings, key), section.given(key)))
+        if settings.keep_expired:
+            lines.append(_line(1, "keep_expired", format_duration(settings.keep_expired), True))
+            lines.append(ExplainLine(2, "from fallback_behavior.cache_ttl", "note"))
+    state = spec.state
+    chosen = state if state is not None else State()
+    url = _build.state_from(spec) or chosen.url
+    lines.append(ExplainLine(0, "state:"))
+    lines.append(_line(1, "url", _shown_url(url), state is not None and state.given("url")))
+    for key in ("on_state_error", "key_prefix"):
+        lines.append(_line(1, key, getattr(chosen, key), state is not None and state.given(key)))
+    lines += _dlq_lines(spec)
+    lines += _fallback_lines(spec)
+    lines += _budget_lines(spec)
+    rights = _build.rights_from(spec)
+    if rights is None or spec.rights is None:
+        lines += _off("rights", "no rights profile: endpoints may not require rights")
+    else:
+        lines += [
+            ExplainLine(0, "rights:"),
+            _line(1, "profile", spec.rights.profile, True),
+            _line(1, "granted", sorted(rights.granted), spec.rights.given("granted")),
+        ]
+    return lines
+
+
+def _dlq_lines(spec: Spec) -> list[ExplainLine]:
+    from tether import _build
+
+    section = spec.dlq
+    if not _build.dlq_wanted(spec):
+        why = (
+            "enabled: false in the spec"
+            if section is not None
+            else "no dlq section: failed work is not parked"
+        )
+        return _off("dlq", why)
+    given = section.given if section is not None else (lambda key: False)
+    schedule = _build.dlq_schedule(spec)
+    marked = sorted(_build.dlq_marked(spec))
+    lines = [ExplainLine(0, "dlq:")]
+    backend = section.backend if section is not None else Dlq().backend
+    lines.append(_line(1, "backend", backend, given("backend")))
+    try:
+        location = _shown_url(_build.dlq_location(spec))
+    except SpecError as exc:
+        return [ExplainLine(0, "dlq:"), ExplainLine(1, f"refused by tether.open: {exc}", "note")]
+    lines.append(_line(1, "location", location, given("path")))
+    lines.append(_line(1, "max_replays", schedule.attempts, given("max_replays")))
+    delays = [format_duration(schedule.base(k)) for k in range(1, schedule.attempts + 1)]
+    lines.append(_line(1, "schedule", delays, given("schedule")))
+    lines.append(_line(1, "jitter", schedule.jitter, given("jitter")))
+    lines.append(ExplainLine(1, f"parks: {_value(marked)}", "spec" if marked else "default"))
+    if not marked:
+        lines.append(ExplainLine(2, "no endpoint is marked dlq: true (nothing is parked)", "note"))
+    return lines
+
+
+def _fallback_lines(spec: Spec) -> list[ExplainLine]:
+    from tether import _build
+
+    behavior = spec.fallback_behavior
+    parks = _build.dlq_wanted(spec) and bool(_build.dlq_marked(spec))
+    if behavior is None and not parks:
+        return _off("fallback_behavior", "no fallback_behavior: failures raise")
+    lines = [ExplainLine(0, "fallback_behavior:")]
+    strategies = list(behavior.strategy) if behavior is not None else []
+    chain = []
+    for strategy in strategies:
+        if strategy == "cache":
+            chain.append("stale_cache")
+        elif strategy == "default":
+            chain.append("default")
+        elif strategy == "alternate":
+            chain.append(f"alternate ({behavior.alternate})" if behavior is not None else "alternate")
+        elif strategy == "queue" and parks:
+            chain.append("dlq")
+    if "queue" not in strategies and parks:
+        chain.append("dlq")
+    lines.append(ExplainLine(1, f"chain: {_value(chain)}", "spec"))
+    if behavior is not None:
+        if "cache" in strategies:
+            keep = behavior.cache_ttl if behavior.cache_ttl is not None else _build.FALLBACK_CACHE_KEEP
+            lines.append(_line(1, "cache_ttl", format_duration(keep), behavior.cache_ttl is not None))
+        if "default" in strategies:
+            lines.append(_line(1, "default_response", behavior.default_response, True))
+    on = behavior.on_errors if behavior is not None else FallbackBehavior.DEFAULT_ON
+    lines.append(_line(1, "on_errors", list(on), behavior is not None and behavior.given("on_errors")))
+    return lines
+
+
+def _budget_lines(spec: Spec) -> list[ExplainLine]:
+    from tether import _build
+
+    try:
+        budget = _build.budget_from(spec)
+    except SpecError as exc:
+        return [ExplainLine(0, "costs:"), ExplainLine(1, f"refused by tether.open: {exc}", "note")]
+    lines: list[ExplainLine] = []
+    costs = spec.costs
+    if budget is None or budget.monthly_limit is None or costs is None or costs.budget is None:
+        why = "no costs section: spending is not metered"
+        if costs is not None:
+            why = "costs without a budget: prices are described, spending is not metered"
+        lines += _off("costs", why)
+    else:
+        pricing = budget.pricing
+        assert pricing is not None
+        lines.append(ExplainLine(0, "costs:"))
+        lines.append(_line(1, "pricing_model", costs.pricing_model, True))
+        if pricing.model == "tiered":
+            shown: Any = [[bound, price] for bound, price in pricing.tiers]
+            lines.append(ExplainLine(1, f"tiers (up to request n, price): {_value(shown)}", "spec"))
+        elif pricing.model == "subscription":
+            lines.append(_line(1, "subscription_fee", pricing.flat, costs.given("subscription_fee")))
+            lines.append(_line(1, "included_requests", pricing.included, bool(costs.tiers)))
+            lines.append(_line(1, "overage", pricing.price, bool(costs.tiers)))
+        else:
+            unit = "GB" if pricing.model == "per_gb" else "request"
+            lines.append(ExplainLine(1, f"price per {unit}: {_value(pricing.price)}", "spec"))
+        lines.append(_line(1, "currency", costs.currency, costs.given("currency")))
+        lines.append(_line(1, "monthly_limit", budget.monthly_limit, True))
+        lines.append(_line(1, "alert_at", list(budget.alert_at), costs.budget.given("alert_at")))
+        lines.append(_line(1, "hard_stop", budget.hard_stop, costs.budget.given("hard_stop")))
+    bandwidth = spec.bandwidth
+    if budget is None or budget.bandwidth_limit is None or bandwidth is None:
+        lines += _off("bandwidth", "no bandwidth section: transfer is not metered")
+    else:
+        lines.append(ExplainLine(0, "bandwidth:"))
+        lines.append(_line(1, "monthly_limit", format_size(int(budget.bandwidth_limit)), True))
+        lines.append(_line(1, "alert_at", list(budget.bandwidth_alert_at), bandwidth.given("alert_at")))
+        lines.append(_line(1, "hard_stop", budget.bandwidth_hard_stop, bandwidth.given("hard_stop")))
+        lines.append(_line(1, "count", budget.bandwidth_count, bandwidth.given("count")))
+        lines.append(
+            _line(1, "serve_from_cache_at", budget.prefer_cache_at, bandwidth.given("serve_from_cache_at"))
+        )
+    return lines
+
+
+def _dlq_parks(spec: Spec) -> frozenset[str]:
+    from tether import _build
+
+    return _build.dlq_marked(spec) if _build.dlq_wanted(spec) else frozenset()
+
+
 def explain(spec: Spec) -> list[ExplainLine]:
     """The effective settings of ``spec``, section by section."""
     lines: list[ExplainLine] = [
@@ -274,17 +473,10 @@ def explain(spec: Spec) -> list[ExplainLine]:
                 shown = format_duration(shown)
             lines.append(ExplainLine(1, f"{key}: {_value(shown)}", "spec" if given else "default"))
     lines += _policies(spec)
-    lines += _section("cache", spec.cache, None, "no cache section: responses are not cached")
-    lines += _section("state", spec.state, State(), "")
-    lines += _section("dlq", spec.dlq, None, "no dlq section: failed work is not parked")
-    lines += _section(
-        "fallback_behavior", spec.fallback_behavior, None, "no fallback_behavior: failures raise"
-    )
-    lines += _section("costs", spec.costs, None, "no costs section: spending is not metered")
-    lines += _section("bandwidth", spec.bandwidth, None, "no bandwidth section: transfer is not metered")
-    lines += _section("rights", spec.rights, None, "no rights profile: endpoints may not require rights")
+    lines += _resilience(spec)
     lines += [ExplainLine(0, "endpoints:")]
     base_timeouts = spec.timeouts or Timeouts()
+    marked = _dlq_parks(spec)
     stream_defaults = spec.streaming or Streaming()
     for name, endpoint in spec.endpoints.items():
         lines.append(ExplainLine(1, f"{name}: {endpoint.method} {endpoint.path}"))
@@ -301,6 +493,10 @@ def explain(spec: Spec) -> list[ExplainLine]:
             )
             lines.append(ExplainLine(2, "timeouts:"))
             lines.extend(_model_lines(merged, 3))
+        if endpoint.rights:
+            lines.append(ExplainLine(2, f"rights: {_value(list(endpoint.rights))}", "spec"))
+        if name in marked:
+            lines.append(ExplainLine(2, "dlq: true", "spec" if endpoint.dlq else "default"))
         if spec.cache is not None and spec.cache.enabled:
             on = endpoint.cache is None or endpoint.cache.enabled
             ttl = (

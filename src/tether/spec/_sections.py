@@ -1,16 +1,28 @@
 """Spec sections for the connection and the resilience policies.
 
 Defaults are tether's (DESIGN section 4) and live as ``DEFAULT_*`` class constants so that
-``tether check --explain`` and the docs print the same numbers the models fill in.
+``tether check --explain`` and the docs print the same numbers the models fill in. Where a section
+becomes a runtime option object (``tether._build``), its constants *are* that class's own
+(``Bulkhead.DEFAULT_MAX_QUEUE``, ``EngineOptions.DEFAULT_MAX_RESPONSE_SIZE`` …), so the docs'
+Default column cannot drift from what the runtime does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
+from tether._config import Timeouts as TimeoutOptions
+from tether.dlq._replay import ReplaySchedule
+from tether.pipeline.breaker import Breaker as BreakerOptions
+from tether.pipeline.bulkhead import Bulkhead as BulkheadOptions
+from tether.pipeline.cache import Cache as CacheOptions
+from tether.pipeline.rate import Rate as RateOptions
+from tether.pipeline.retry import Retry as RetryOptions
+from tether.pipeline.retry import RetryBudget as RetryBudgetOptions
 from tether.spec._base import AlsoAccepts, HeaderName, Name, SpecModel, Text, Url, any_case
 from tether.spec._types import (
     FieldRuleError,
@@ -21,6 +33,7 @@ from tether.spec._types import (
     SecretRef,
     Size,
 )
+from tether.transport._options import EngineOptions
 
 __all__ = [
     "AuthConfig",
@@ -120,6 +133,12 @@ _AUTH_KEYS: Final[dict[str, frozenset[str]]] = {
     "none": frozenset(),
 }
 _VALUE_FIELDS: Final = frozenset({"secret", "token"})
+
+
+def _option_default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of the option dataclass ``cls`` (for defaults that have no
+    ``DEFAULT_*`` constant of their own, e.g. ``EngineOptions.follow_redirects``)."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}[name]
 
 
 def _scopes(value: Any) -> Any:
@@ -292,11 +311,11 @@ class Authentication(SpecModel):
 class Timeouts(SpecModel):
     """Timeouts. A bare number is milliseconds (the template's unit); ``null`` means no limit."""
 
-    DEFAULT_CONNECT: ClassVar[float] = 5.0
-    DEFAULT_READ: ClassVar[float] = 30.0
-    DEFAULT_WRITE: ClassVar[float] = 30.0
-    DEFAULT_POOL: ClassVar[float] = 5.0
-    DEFAULT_TOTAL: ClassVar[float] = 60.0
+    DEFAULT_CONNECT: ClassVar[float] = TimeoutOptions.DEFAULT_CONNECT
+    DEFAULT_READ: ClassVar[float] = TimeoutOptions.DEFAULT_READ
+    DEFAULT_WRITE: ClassVar[float] = TimeoutOptions.DEFAULT_WRITE
+    DEFAULT_POOL: ClassVar[float] = TimeoutOptions.DEFAULT_POOL
+    DEFAULT_TOTAL: ClassVar[float] = TimeoutOptions.DEFAULT_TOTAL
 
     connect: Millis | None = DEFAULT_CONNECT
     """Time to open a connection (TCP + TLS)."""
@@ -335,28 +354,30 @@ def _http_version(value: Any) -> Any:
 class HttpOptions(SpecModel):
     """The HTTP connection (tether's own; REQ-001 ``connection`` settings)."""
 
-    DEFAULT_VERSION: ClassVar[str] = "1.1"
-    DEFAULT_MAX_CONNECTIONS: ClassVar[int] = 100
-    DEFAULT_KEEPALIVE: ClassVar[float] = 60.0
-    DEFAULT_MAX_REDIRECTS: ClassVar[int] = 10
+    DEFAULT_VERSION: ClassVar[Literal["1.1", "2"]] = _option_default(EngineOptions, "http_version")
+    DEFAULT_MAX_CONNECTIONS: ClassVar[int] = EngineOptions.DEFAULT_MAX_CONNECTIONS
+    DEFAULT_KEEPALIVE: ClassVar[float] = EngineOptions.DEFAULT_KEEPALIVE
+    DEFAULT_MAX_REDIRECTS: ClassVar[int] = EngineOptions.DEFAULT_MAX_REDIRECTS
+    DEFAULT_FOLLOW_REDIRECTS: ClassVar[bool] = _option_default(EngineOptions, "follow_redirects")
+    DEFAULT_MAX_RESPONSE_SIZE: ClassVar[int] = EngineOptions.DEFAULT_MAX_RESPONSE_SIZE
 
     version: Annotated[
         Literal["1.1", "2"],
         BeforeValidator(_http_version),
         any_case("1.1", "2", "HTTP/1.1", "HTTP/2"),
         AlsoAccepts({"type": "number"}),
-    ] = "1.1"
+    ] = DEFAULT_VERSION
     """``"1.1"`` (the aiohttp engine, default) or ``"2"`` (httpx2's HTTP/2 transport)."""
     max_connections: PositiveInt = DEFAULT_MAX_CONNECTIONS
     """Connection pool size."""
     keepalive: Seconds = DEFAULT_KEEPALIVE
     """How long an idle connection is kept open."""
-    follow_redirects: bool = True
+    follow_redirects: bool = DEFAULT_FOLLOW_REDIRECTS
     """Follow redirects (credentials are never sent to another origin; https→http is refused)."""
     max_redirects: NonNegativeInt = DEFAULT_MAX_REDIRECTS
     """Redirects followed before giving up."""
-    max_response_size: Size | None = None
-    """Refuse response bodies larger than this (``ResponseError``)."""
+    max_response_size: Size | None = DEFAULT_MAX_RESPONSE_SIZE
+    """Refuse response bodies larger than this (``ResponseError``); ``null`` for no limit."""
     verify_tls: bool = True
     """Verify TLS certificates."""
 
@@ -442,7 +463,7 @@ class RateLimits(RateWindows):
 class Throttling(SpecModel):
     """What the rate limiter does when the budget is spent."""
 
-    DEFAULT_MAX_QUEUE: ClassVar[int] = 20
+    DEFAULT_MAX_QUEUE: ClassVar[int] = RateOptions.DEFAULT_MAX_QUEUE
 
     strategy: Literal["fixed_window", "sliding_window", "token_bucket"] = "token_bucket"
     """The limiting algorithm (token bucket / GCRA by default)."""
@@ -475,8 +496,8 @@ RetryCondition = Literal[
 class RetryBudget(SpecModel):
     """Retries allowed relative to calls, so an outage does not multiply load."""
 
-    DEFAULT_RATIO: ClassVar[float] = 0.1
-    DEFAULT_MIN_PER_SECOND: ClassVar[float] = 10.0
+    DEFAULT_RATIO: ClassVar[float] = RetryBudgetOptions.DEFAULT_RATIO
+    DEFAULT_MIN_PER_SECOND: ClassVar[float] = RetryBudgetOptions.DEFAULT_MIN_PER_SECOND
 
     ratio: Ratio = DEFAULT_RATIO
     """Retries may be at most this fraction of calls …"""
@@ -487,12 +508,12 @@ class RetryBudget(SpecModel):
 class Retry(SpecModel):
     """Retrying failed attempts. Delays: bare numbers are milliseconds (the template's unit)."""
 
-    DEFAULT_MAX_ATTEMPTS: ClassVar[int] = 5
-    DEFAULT_INITIAL_DELAY: ClassVar[float] = 1.0
-    DEFAULT_MAX_DELAY: ClassVar[float] = 60.0
-    DEFAULT_MULTIPLIER: ClassVar[float] = 2.0
-    DEFAULT_RETRY_ON: ClassVar[tuple[int, ...]] = (429, 500, 502, 503, 504)
-    DEFAULT_NEVER_RETRY_ON: ClassVar[tuple[int, ...]] = (400, 401, 403, 404, 422)
+    DEFAULT_MAX_ATTEMPTS: ClassVar[int] = RetryOptions.DEFAULT_ATTEMPTS
+    DEFAULT_INITIAL_DELAY: ClassVar[float] = RetryOptions.DEFAULT_INITIAL
+    DEFAULT_MAX_DELAY: ClassVar[float] = RetryOptions.DEFAULT_MAX_DELAY
+    DEFAULT_MULTIPLIER: ClassVar[float] = RetryOptions.DEFAULT_MULTIPLIER
+    DEFAULT_RETRY_ON: ClassVar[tuple[int, ...]] = tuple(sorted(RetryOptions.DEFAULT_RETRY_ON))
+    DEFAULT_NEVER_RETRY_ON: ClassVar[tuple[int, ...]] = tuple(sorted(RetryOptions.DEFAULT_NEVER_RETRY_ON))
     DEFAULT_CONDITIONS: ClassVar[tuple[RetryCondition, ...]] = ("network_error", "timeout", "body_read_error")
 
     enabled: bool = True
@@ -551,14 +572,14 @@ class CircuitBreakerMonitoring(SpecModel):
 class CircuitBreaker(SpecModel):
     """The circuit breaker. ``timeout`` is in seconds when a bare number (the template's unit)."""
 
-    DEFAULT_FAILURE_THRESHOLD: ClassVar[int] = 5
-    DEFAULT_SUCCESS_THRESHOLD: ClassVar[int] = 2
-    DEFAULT_TIMEOUT: ClassVar[float] = 30.0
-    DEFAULT_HALF_OPEN_REQUESTS: ClassVar[int] = 1
-    DEFAULT_WINDOW: ClassVar[float] = 60.0
-    DEFAULT_FAILURE_RATE: ClassVar[float] = 0.5
-    DEFAULT_MINIMUM_CALLS: ClassVar[int] = 10
-    DEFAULT_HALF_OPEN_TIMEOUT: ClassVar[float] = 30.0
+    DEFAULT_FAILURE_THRESHOLD: ClassVar[int] = BreakerOptions.DEFAULT_FAILURES
+    DEFAULT_SUCCESS_THRESHOLD: ClassVar[int] = BreakerOptions.DEFAULT_CLOSE_AFTER
+    DEFAULT_TIMEOUT: ClassVar[float] = BreakerOptions.DEFAULT_OPEN_FOR
+    DEFAULT_HALF_OPEN_REQUESTS: ClassVar[int] = BreakerOptions.DEFAULT_HALF_OPEN_CALLS
+    DEFAULT_WINDOW: ClassVar[float] = BreakerOptions.DEFAULT_WINDOW
+    DEFAULT_FAILURE_RATE: ClassVar[float] = _option_default(BreakerOptions, "failure_rate")
+    DEFAULT_MINIMUM_CALLS: ClassVar[int] = _option_default(BreakerOptions, "min_calls")
+    DEFAULT_HALF_OPEN_TIMEOUT: ClassVar[float] = BreakerOptions.DEFAULT_HALF_OPEN_TIMEOUT
 
     enabled: bool = True
     """``false`` turns the breaker off."""
@@ -596,16 +617,19 @@ def _stale(value: Any) -> Any:
 class Cache(SpecModel):
     """Response cache (off until this section is given)."""
 
-    DEFAULT_TTL: ClassVar[float] = 30.0
-    DEFAULT_MAX_ENTRIES: ClassVar[int] = 10_000
-    DEFAULT_MAX_BYTES: ClassVar[int] = 512 * 1000**2
+    DEFAULT_TTL: ClassVar[float] = CacheOptions.DEFAULT_TTL
+    DEFAULT_MAX_ENTRIES: ClassVar[int] = CacheOptions.DEFAULT_MAX_ENTRIES
+    DEFAULT_MAX_BYTES: ClassVar[int] = CacheOptions.DEFAULT_MAX_BYTES
 
     enabled: bool = True
     """``false`` keeps the section but turns caching off."""
     backend: Literal["memory", "sqlite", "redis", "state"] = "memory"
-    """Where entries live; ``state`` uses the integration's state store."""
+    """Where entries live: ``memory`` (one process), ``sqlite`` (the file ``url``), or ``state``
+    (the state store's SQLite file, or memory with a memory store). ``redis`` is refused by
+    ``tether.open`` (no Redis cache backend yet)."""
     url: str | None = None
-    """sqlite path or redis URL when the backend is not the state store."""
+    """The sqlite file (a path, relative to the spec's folder, or ``sqlite:///path``) for the
+    ``sqlite`` backend."""
     ttl: Seconds = DEFAULT_TTL
     """How long a response is fresh (per-endpoint ``cache.ttl`` overrides it)."""
     stale_if_error: Annotated[Seconds | None, BeforeValidator(_stale), AlsoAccepts({"const": False})] = None
@@ -625,8 +649,8 @@ class Cache(SpecModel):
 class Bulkhead(SpecModel):
     """Concurrency limit per integration (off until this section is given)."""
 
-    DEFAULT_MAX_CONCURRENT: ClassVar[int] = 10
-    DEFAULT_MAX_QUEUE: ClassVar[int] = 20
+    DEFAULT_MAX_CONCURRENT: ClassVar[int] = BulkheadOptions.DEFAULT_MAX_CONCURRENT
+    DEFAULT_MAX_QUEUE: ClassVar[int] = BulkheadOptions.DEFAULT_MAX_QUEUE
 
     max_concurrent: PositiveInt = DEFAULT_MAX_CONCURRENT
     """Calls in flight at once."""
@@ -653,7 +677,9 @@ class State(SpecModel):
     url: str = DEFAULT_URL
     """``memory://`` (one process), ``sqlite:///path`` (one machine) or ``redis://host:6379/0``."""
     on_state_error: Literal["local", "fail"] = "local"
-    """When the store is unreachable: keep working on local state (and say so) or fail."""
+    """When a shared (Redis) store is unreachable: keep working on in-process state (and say
+    so: a ``state.local`` event) or fail with ``StateStoreError``. Memory and SQLite stores are
+    local already."""
     key_prefix: str = "tether:"
     """Prefix of every key tether writes in the store."""
 
@@ -666,16 +692,20 @@ class State(SpecModel):
 class Dlq(SpecModel):
     """Dead-letter queue for failed work (off until this section is given)."""
 
-    DEFAULT_MAX_REPLAYS: ClassVar[int] = 3
-    DEFAULT_SCHEDULE: ClassVar[tuple[float, ...]] = (1.0, 2.0, 4.0)
-    DEFAULT_JITTER: ClassVar[float] = 0.2
+    DEFAULT_MAX_REPLAYS: ClassVar[int] = ReplaySchedule.DEFAULT_ATTEMPTS
+    DEFAULT_SCHEDULE: ClassVar[tuple[float, ...]] = tuple(
+        ReplaySchedule().base(k) for k in range(1, ReplaySchedule.DEFAULT_ATTEMPTS + 1)
+    )
+    DEFAULT_JITTER: ClassVar[float] = ReplaySchedule.DEFAULT_JITTER
 
     enabled: bool = True
     """``false`` keeps the section but parks nothing."""
     backend: Literal["sqlite", "redis", "memory", "state"] = "sqlite"
-    """Where dead letters are kept; ``state`` uses the state store."""
+    """Where dead letters are kept; ``state`` uses the state store's location (its SQLite file,
+    Redis, or memory)."""
     path: str | None = None
-    """sqlite file (default ``tether-dlq.db``) or redis URL."""
+    """sqlite file (relative to the spec's folder; default ``tether-dlq.db`` in the working
+    folder) or redis URL."""
     max_replays: PositiveInt = DEFAULT_MAX_REPLAYS
     """Replays before a letter moves to the failed set for manual review."""
     schedule: tuple[Seconds, ...] = DEFAULT_SCHEDULE
