@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.clients import CLIENTS
 from bench.measure import Measurement, measure_once
+from bench.redis_limiter import link_section, run_after_bench
 from bench.report import RATIO_CONCURRENCY, ratios, render_markdown, summarise, write_json, write_plot
 from bench.server import CapacityResult, Placement, ServerHandle, place, probe_capacity, running_server
 
@@ -198,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc, plot = _write_report(out_dir, meta, measurements, capacity)
     _print_summary(measurements, levels, keys)
     print(f"\nwrote {doc}, {plot} and {json_path}")
+    run_after_bench(out_dir, smoke=bool(args.smoke))  # docs/benchmarks-redis.md + its link
     return 0
 
 
@@ -214,6 +216,7 @@ def _write_report(
     doc.write_text(
         render_markdown(meta=meta, measurements=measurements, capacity=capacity, plot_name=plot.name)
     )
+    link_section(doc)  # a pointer to benchmarks-redis.md (bench/redis_limiter.py)
     return doc, plot
 
 

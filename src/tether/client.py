@@ -124,6 +124,9 @@ class Client:
         self._closed = False
         self.store = open_store(state)
         self._owns_store = not isinstance(state, StateStore)
+        bind = getattr(self.store, "bind_events", None)
+        if callable(bind):  # a shared store that can fall back to local state reports its switches
+            bind(self.events)
         self._env = PolicyEnv(
             service=self.service,
             clock=self._clock,

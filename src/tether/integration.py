@@ -253,10 +253,7 @@ class Integration:
         if spec.error_mapping and "classify" not in overrides:
             options = with_error_mapping(options)  # overridden retry / breaker still obey the mapping
         self.options: Mapping[str, Any] = MappingProxyType(options)
-        self.client = Client(**options)
-        bind = getattr(self.client.store, "bind_events", None)
-        if callable(bind):  # a shared store's switches to local state and back (on_state_error)
-            bind(self.client.events)
+        self.client = Client(**options)  # binds a falling-back store's events to its bus
         self._base_url = str(options["base_url"]) if options.get("base_url") else None
         self._names: RateLimitHeaderNames = header_names(spec)
         self._refuse_after_sunset = refuse_after_sunset

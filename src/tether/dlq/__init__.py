@@ -10,7 +10,8 @@
     await Replayer(client, dlq).run_once()   # replay due entries: 1 s, 2 s, 4 s ± 20 %
 
 Backends implement ``DLQBackend`` (``tether.dlq._protocol``): ``MemoryDLQ`` (tests, one
-process), ``SQLiteDLQ`` (durable, one machine), and the Redis stream backend (shared).
+process), ``SQLiteDLQ`` (durable, one machine), and ``RedisDLQ`` (shared by many workers;
+sorted sets hold due times and leases).
 """
 
 from __future__ import annotations
