@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from tether.errors import AuthenticationError
@@ -69,18 +71,20 @@ def test_secret_resolves_late_and_a_missing_one_is_an_auth_error() -> None:
 
 def test_secret_repr_and_dump_never_show_literals() -> None:
     """A literal secret and a default are masked in repr and in the JSON dump."""
-    literal = SecretRef("sk_live_abcdef")
-    with_default = SecretRef("${KEY:-sk_fallback_123}")
-    assert "sk_live" not in repr(literal)
-    assert "sk_fallback" not in repr(with_default)
+    token = f"tok{secrets.token_hex(8)}"  # made at run time: no literal credential in the repo
+    fallback = f"fb{secrets.token_hex(8)}"
+    literal = SecretRef(token)
+    with_default = SecretRef(f"${{KEY:-{fallback}}}")
+    assert token not in repr(literal)
+    assert fallback not in repr(with_default)
     assert with_default.redacted() == "${KEY:-***}"
     spec = load(
         "service: {name: x, base_url: 'https://x.example'}\n"
-        "authentication: {type: bearer, config: {secret: sk_live_abcdef}}\n",
+        f"authentication: {{type: bearer, config: {{secret: {token}}}}}\n",
         environ={},
     )
-    assert "sk_live" not in spec.model_dump_json()
-    assert "sk_live" not in repr(spec)
+    assert token not in spec.model_dump_json()
+    assert token not in repr(spec)
 
 
 def test_dollar_dollar_writes_a_literal_reference() -> None:
