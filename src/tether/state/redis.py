@@ -77,13 +77,17 @@ class Script:
     sha: str
 
     @classmethod
-    def load(cls, name: str) -> Script:
-        text = resources.files("tether.state").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    def load(cls, name: str, *, prelude: bool = False) -> Script:
+        """The script ``name``; ``prelude`` prepends ``_prelude.lua`` (scripts cannot import)."""
+        folder = resources.files("tether.state").joinpath("lua")
+        text = folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+        if prelude:
+            text = folder.joinpath("_prelude.lua").read_text(encoding="utf-8") + "\n" + text
         return cls(name, text, hashlib.sha1(text.encode()).hexdigest())
 
 
-RATE: Final = Script.load("rate")
-BREAKER: Final = Script.load("breaker")
+RATE: Final = Script.load("rate", prelude=True)
+BREAKER: Final = Script.load("breaker", prelude=True)
 KV: Final = Script.load("kv")
 DLQ: Final = Script.load("dlq")
 

@@ -14,31 +14,7 @@
 -- then the snapshot (state, failures, calls, opened_at, half_open_at, probes, probe_successes;
 -- "" = none), then the number of transitions and (from, to, reason, at) for each.
 
-local EPSILON = 1e-9
-
-local function fmt(x)
-  return string.format('%.17g', x)
-end
-
--- The arguments arrive as one string, fields separated by "|" (none of them can hold one): one
--- argument instead of a dozen halves the client's cost of packing the command.
-local ARGS = {}
-for field in string.gmatch(ARGV[1] .. '|', '([^|]*)|') do
-  ARGS[#ARGS + 1] = field
-end
-
--- The answer leaves the same way: one string, fields separated by "|".
-local function reply(fields)
-  local out = {}
-  for i, x in ipairs(fields) do
-    if type(x) == 'number' then
-      out[i] = fmt(x)
-    else
-      out[i] = tostring(x)
-    end
-  end
-  return table.concat(out, '|')
-end
+-- EPSILON, fmt, ARGS and reply come from _prelude.lua.
 
 local function opt(x)
   if x == nil then return '' end
