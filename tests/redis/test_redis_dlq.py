@@ -211,3 +211,110 @@ async def test_the_replayer_delivers_entries_from_redis(
         assert len(fault_server.requests("POST", "/v1/orders")) == 1
     finally:
         await dlq.aclose()
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[Any]:
+    """A plain redis-py client on the session's Redis, to look at the DLQ's keys."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_claims_are_delivered_by_a_stream_consumer_group(
+    backend: DLQBackend, raw: Any, make_entry: MakeEntry
+) -> None:
+    """A due entry is XADDed to the ready stream and read by the worker's consumer of the group."""
+    assert isinstance(backend, RedisDLQ)
+    stream = backend.prefix + "ready"
+    entry = make_entry(due_at=EPOCH + 1)
+    later = make_entry(due_at=EPOCH + 100)
+    await backend.add(entry)
+    await backend.add(later)
+    [held] = await backend.claim("w1", now=EPOCH + 2, lease=30)
+    assert held.id == entry.id
+    [group] = await raw.xinfo_groups(stream)
+    assert group["name"] == "replayers"
+    pending = await raw.xpending_range(stream, "replayers", "-", "+", 10)
+    assert [
+        (p["consumer"], (await raw.xrange(stream, p["message_id"], p["message_id"]))[0][1]) for p in pending
+    ] == [("w1", {"id": entry.id})]
+    assert await raw.xlen(stream) == 1  # the entry not yet due waits in the delayed set
+    assert await raw.zrange(backend.prefix + "due", 0, -1) == [later.id]
+    assert await backend.complete(entry.id, "w1")
+    assert await raw.xlen(stream) == 0
+    assert await raw.xpending(stream, "replayers") == {
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
+
+
+async def test_a_dead_workers_pending_entry_is_xclaimed_after_its_lease(
+    backend: DLQBackend, raw: Any, make_entry: MakeEntry
+) -> None:
+    """A crashed worker's entry stays in its pending list until the callers' time passes the lease,
+    then the next worker XCLAIMs it (the group's idle time on the server clock plays no part)."""
+    assert isinstance(backend, RedisDLQ)
+    stream = backend.prefix + "ready"
+    entry = make_entry(due_at=EPOCH + 1)
+    await backend.add(entry)
+    [held] = await backend.claim("dead", now=EPOCH + 5, lease=10)
+    [before] = await raw.xpending_range(stream, "replayers", "-", "+", 10)
+    assert before["consumer"] == "dead"
+    assert await backend.claim("alive", now=EPOCH + 14.9, lease=10) == []
+    [taken] = await backend.claim("alive", now=EPOCH + 15, lease=10)
+    assert (taken.id, taken.lease_owner, taken.lease_until) == (entry.id, "alive", EPOCH + 25)
+    [after] = await raw.xpending_range(stream, "replayers", "-", "+", 10)
+    assert (after["message_id"], after["consumer"]) == (before["message_id"], "alive")
+    assert after["times_delivered"] == 2
+    assert not await backend.reschedule(
+        held.id, "dead", due_at=EPOCH + 20, replays=1, error_code="X", error_message="x", now=EPOCH + 16
+    )
+    assert await backend.fail(entry.id, "alive", replays=1, error_code="X", error_message="x", now=EPOCH + 16)
+    assert await raw.xlen(stream) == 0
+    assert (await raw.xpending(stream, "replayers"))["pending"] == 0
+    assert await raw.zrange(backend.prefix + "failed", 0, -1) == [entry.id]
+
+
+async def test_reschedule_and_claim_by_id_keep_the_stream_consistent(
+    backend: DLQBackend, raw: Any, make_entry: MakeEntry
+) -> None:
+    """A rescheduled entry leaves the stream for the delayed set; claiming by id takes an entry
+    waiting in the stream out of it, and one held by a dead worker from its pending list."""
+    assert isinstance(backend, RedisDLQ)
+    stream = backend.prefix + "ready"
+    first = make_entry(due_at=EPOCH + 1, created_at=EPOCH - 2)
+    second = make_entry(due_at=EPOCH + 1, created_at=EPOCH - 1)
+    await backend.add(first)
+    await backend.add(second)
+    [held] = await backend.claim("w1", now=EPOCH + 3, lease=10, limit=1)
+    assert held.id == first.id
+    assert await raw.xlen(stream) == 2  # `second` (tied on due time) was promoted and waits
+    [by_id] = await backend.claim("w2", now=EPOCH + 3, lease=10, ids=[second.id, first.id])
+    assert by_id.id == second.id  # `first` is under w1's running lease
+    assert await raw.xlen(stream) == 1
+    assert await backend.reschedule(
+        first.id, "w1", due_at=EPOCH + 50, replays=1, error_code="X", error_message="x", now=EPOCH + 4
+    )
+    assert await raw.xlen(stream) == 0
+    assert await raw.zrange(backend.prefix + "due", 0, -1) == [first.id]
+    [expired] = await backend.claim("w3", now=EPOCH + 20, lease=10)  # w2's lease ended
+    assert (expired.id, expired.lease_owner) == (second.id, "w3")
+    assert await backend.complete(second.id, "w3")
+    [again] = await backend.claim("w3", now=EPOCH + 50, lease=10)
+    assert (again.id, again.replays) == (first.id, 1)
+    [pending] = await raw.xpending_range(stream, "replayers", "-", "+", 10)
+    assert pending["consumer"] == "w3"
+    [taken] = await backend.claim("w4", now=EPOCH + 60, lease=10, ids=[first.id])
+    assert taken.lease_owner == "w4"
+    [moved] = await raw.xpending_range(stream, "replayers", "-", "+", 10)
+    assert (moved["message_id"], moved["consumer"]) == (pending["message_id"], "w4")
+    assert not await backend.complete(first.id, "w3")
+    assert await backend.complete(first.id, "w4")
+    assert await raw.xlen(stream) == 0

@@ -3,12 +3,14 @@
 Each ``DLQBackend`` method is one Lua script (``tether/state/lua/dlq.lua``), so claims, leases
 and moves are atomic across workers, and times are the callers' (``now=``), as the protocol
 requires (leases and due times follow the workers' clocks, and tests run in virtual time). The
-queue lives under one Cluster hash tag, ``<namespace>{dlq:<name>}:``: one hash per entry and four
-sorted sets (due pending entries by ``due_at``, leases by ``lease_until``, pending and failed
-entries by ``created_at``). Why not a stream and a consumer group: a stream delivers entries in
-arrival order as soon as they are added and measures a consumer's idle time on the server clock,
-while dead letters are replayed at their own due times (1 s, 2 s, 4 s ± 20 %), rescheduled one by
-one, and leased on the workers' time line; sorted sets say exactly that.
+queue lives under one Cluster hash tag, ``<namespace>{dlq:<name>}:``: one hash per entry, a
+delayed sorted set (pending entries by ``due_at``), a ready stream with the consumer group
+``replayers``, a lease sorted set (by ``lease_until``) and the listings (pending and failed
+entries by ``created_at``). ``claim`` promotes the entries due by the caller's ``now`` into the
+stream (``XADD``), takes over messages whose lease ended on the callers' time line (``XCLAIM``
+with min-idle-time 0: a dead worker's pending entries, never the server's idle clock), and reads
+new ones as consumer ``owner`` (``XREADGROUP``); ``complete``, ``reschedule``, ``fail`` … ``XACK``
+and ``XDEL`` the message. At-least-once: an entry whose worker died is replayed by another.
 
 Durability: ``add`` returns when Redis has applied the write. For that to mean "on disk", run
 the Redis that holds dead letters with ``appendonly yes`` and ``appendfsync always`` (with
