@@ -37,7 +37,7 @@ import yaml
 from tether._clock import Clock, system_clock
 from tether._redact import register_secret
 from tether._units import Duration, parse_duration
-from tether.errors import AuthenticationError
+from tether.errors import AuthenticationError, backend_cause
 
 __all__ = [
     "DEFAULT_REFRESH_INTERVAL",
@@ -464,7 +464,9 @@ class HookSource(SecretSource):
         except AuthenticationError:
             raise
         except Exception as exc:
-            raise AuthenticationError(f"secret hook {self.name} failed ({type(exc).__name__})") from exc
+            raise AuthenticationError(
+                f"secret hook {self.name} failed ({type(exc).__name__})"
+            ) from backend_cause(exc)
         if isinstance(result, Secret):
             return result.reveal()
         if result is None:

@@ -42,7 +42,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
-from tether.errors import SpecError, StateStoreError
+from tether.errors import SpecError, StateStoreError, backend_cause
 from tether.state import _algorithms as alg
 from tether.state._fallback import FallbackStore, OnStateError
 from tether.state._protocol import (
@@ -187,7 +187,7 @@ class RedisConnection:
         except REDIS_ERRORS as exc:
             first = args[0] if args else ""
             op = (first.decode(errors="replace") if isinstance(first, bytes) else str(first)).split("|")[0]
-            raise self._error(f"{script.name} {op!r}", exc) from exc
+            raise self._error(f"{script.name} {op!r}", exc) from backend_cause(exc)
 
     async def command(self, *args: str | bytes | int) -> Any:
         """Run one plain command (atomic by itself)."""
@@ -196,7 +196,7 @@ class RedisConnection:
             async with asyncio.timeout(self.timeout):
                 return await self.client.execute_command(*args)
         except REDIS_ERRORS as exc:
-            raise self._error(str(args[0]), exc) from exc
+            raise self._error(str(args[0]), exc) from backend_cause(exc)
 
     async def aclose(self) -> None:
         if self.closed:
@@ -205,7 +205,7 @@ class RedisConnection:
         try:
             await self.client.aclose()
         except REDIS_ERRORS as exc:
-            raise self._error("close", exc) from exc
+            raise self._error("close", exc) from backend_cause(exc)
 
 
 class RedisStore:
