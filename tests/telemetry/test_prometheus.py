@@ -87,3 +87,11 @@ async def test_labels_never_carry_secrets(fault_server: FaultServer) -> None:
     exported = generate_latest(reg).decode()
     assert "provider_requests_total" in exported
     assert canary not in exported
+
+
+def test_several_listeners_share_one_registry() -> None:
+    """Two clients' listeners on the same registry share its metric families instead of clashing."""
+    reg = CollectorRegistry()
+    first, second = PrometheusListener(reg), PrometheusListener(reg)
+    assert first.requests is second.requests
+    assert PrometheusListener(CollectorRegistry()).requests is not first.requests

@@ -7,6 +7,7 @@ outcome. URLs and header values are never labels.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Final
 
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
@@ -31,17 +32,10 @@ _CACHE_RESULT: Final = {
 _LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-class PrometheusListener:
-    """Counts what the pipeline reports into Prometheus metrics.
+class _Metrics:
+    """The metric families of one registry (a registry refuses a second copy of a name)."""
 
-    ``registry``: where the metrics live (default: prometheus_client's global registry; pass a
-    fresh ``CollectorRegistry`` in tests or to export several clients separately).
-    ``circuit_breaker_state`` is 0 closed, 1 open, 2 half-open.
-    """
-
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        reg = registry if registry is not None else DEFAULT_REGISTRY
-        self.registry = reg
+    def __init__(self, reg: CollectorRegistry) -> None:
         self.requests = Counter(
             "provider_requests", "HTTP exchanges by status", ["provider", "endpoint", "status"], registry=reg
         )
@@ -94,6 +88,46 @@ class PrometheusListener:
             ["provider"],
             registry=reg,
         )
+
+
+_BY_REGISTRY: dict[int, tuple[CollectorRegistry, _Metrics]] = {}
+_LOCK = threading.Lock()
+
+
+def _metrics_for(reg: CollectorRegistry) -> _Metrics:
+    with _LOCK:
+        known = _BY_REGISTRY.get(id(reg))
+        if known is None or known[0] is not reg:
+            known = (reg, _Metrics(reg))
+            _BY_REGISTRY[id(reg)] = known
+        return known[1]
+
+
+class PrometheusListener:
+    """Counts what the pipeline reports into Prometheus metrics.
+
+    ``registry``: where the metrics live (default: prometheus_client's global registry; pass a
+    fresh ``CollectorRegistry`` in tests or to export several clients separately).
+    ``circuit_breaker_state`` is 0 closed, 1 open, 2 half-open.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        reg = registry if registry is not None else DEFAULT_REGISTRY
+        self.registry = reg
+        m = _metrics_for(reg)  # several listeners (clients) on one registry share its families
+        self.requests = m.requests
+        self.latency = m.latency
+        self.errors = m.errors
+        self.breaker_state = m.breaker_state
+        self.dlq_size = m.dlq_size
+        self.rate_limit_hits = m.rate_limit_hits
+        self.rate_limit_429 = m.rate_limit_429
+        self.cache_requests = m.cache_requests
+        self.retry_attempts = m.retry_attempts
+        self.bandwidth_used = m.bandwidth_used
+        self.bandwidth_remaining = m.bandwidth_remaining
+        self.budget_used = m.budget_used
+        self.state_fallbacks = m.state_fallbacks
 
     def __repr__(self) -> str:
         return "PrometheusListener()"
