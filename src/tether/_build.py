@@ -127,6 +127,7 @@ from tether._clock import Clock, system_clock
 from tether._config import Timeouts
 from tether._context import CallContext
 from tether._redact import redact_url
+from tether._redact import registry as redaction
 from tether.auth import AuthOptions, from_spec
 from tether.dlq import DLQBackend, ReplaySchedule
 from tether.errors import (
@@ -174,6 +175,7 @@ from tether.spec._endpoint import Endpoint, WaitSource
 from tether.spec._ops import Costs, ErrorMapping, FallbackBehavior
 from tether.spec._sections import Dlq as SpecDlq
 from tether.spec._sections import Timeouts as SpecTimeouts
+from tether.telemetry import AlertEvaluator, AlertRule, PrometheusListener, StructlogListener, Tracing
 from tether.transport import EngineOptions
 
 if TYPE_CHECKING:
@@ -1129,3 +1131,47 @@ def client_options(
     )
     options["classify"] = classifier if classifier else None
     return options
+
+
+# --- monitoring ---------------------------------------------------------------------------------
+
+_LOG_LEVELS: Final = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40}
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringParts:
+    """What a spec's ``monitoring`` section adds to a client: listeners, policies, the evaluator."""
+
+    listeners: tuple[Any, ...] = ()
+    policies: tuple[Any, ...] = ()
+    alerts: AlertEvaluator | None = None
+
+
+def monitoring_from(spec: Spec, *, clock: Clock | None = None) -> MonitoringParts:
+    """The listeners and policies ``monitoring`` asks for (nothing when the section is absent)."""
+    section = spec.monitoring
+    if section is None:
+        return MonitoringParts()
+    listeners: list[Any] = [StructlogListener(min_level=_LOG_LEVELS[section.logging.level])]
+    if section.metrics_enabled:
+        listeners.append(PrometheusListener())
+    if section.logging.mask_fields:
+        redaction.add_names(headers=section.logging.mask_fields, params=section.logging.mask_fields)
+    evaluator: AlertEvaluator | None = None
+    if section.alerts or section.alert_on_open:
+        rules = [
+            AlertRule(
+                metric=a.condition.metric,
+                op=a.condition.op,
+                threshold=a.condition.threshold,
+                window=a.window,
+                severity=a.severity,
+                channel=a.channel,
+                description=a.description,
+            )
+            for a in section.alerts
+        ]
+        evaluator = AlertEvaluator(rules, clock=clock, alert_on_open=section.alert_on_open)
+        listeners.append(evaluator)
+    policies = (Tracing(),) if section.tracing.enabled else ()
+    return MonitoringParts(tuple(listeners), policies, evaluator)

@@ -251,12 +251,38 @@ class Client:
     async def send(self, request: httpx2.Request) -> httpx2.Response:
         """Send a request made by ``build_request`` through the pipeline."""
         self._ensure_open()
+        if not self.events.active:
+            try:
+                return await self._pipeline(request)
+            except TetherError as exc:
+                if not self._raise_for_status and exc.response is not None and exc.status_code is not None:
+                    return exc.response
+                raise
+        return await self._send_observed(request)
+
+    async def _send_observed(self, request: httpx2.Request) -> httpx2.Response:
+        """``send`` with the call's outcome reported (``call.succeeded`` / ``call.failed``)."""
+        ctx: CallContext = request.extensions[CONTEXT_KEY]
+        started = self._clock.monotonic()
         try:
-            return await self._pipeline(request)
+            response = await self._pipeline(request)
         except TetherError as exc:
+            self._report_call(ev.CALL_FAILED, ctx, started, error_type=type(exc).__name__)
             if not self._raise_for_status and exc.response is not None and exc.status_code is not None:
                 return exc.response
             raise
+        self._report_call(ev.CALL_SUCCEEDED, ctx, started, status=response.status_code)
+        return response
+
+    def _report_call(self, name: str, ctx: CallContext, started: float, **fields: Any) -> None:
+        self.events.emit(
+            name,
+            endpoint=ctx.endpoint,
+            elapsed=round(self._clock.monotonic() - started, 6),
+            attempts=ctx.meta.get("attempts", max(ctx.attempt, 1)),
+            from_cache=bool(ctx.meta.get("from_cache")),
+            **fields,
+        )
 
     async def request(self, method: str, url: str | httpx2.URL, **kwargs: Any) -> httpx2.Response:
         """Send one request through the pipeline and read the whole body.

@@ -60,6 +60,7 @@ API_DEPRECATED: Final = "api.deprecated"
 STATE_LOCAL: Final = "state.local"
 STATE_SHARED: Final = "state.shared"
 ALERT_FIRED: Final = "alert.fired"
+ALERT_RESOLVED: Final = "alert.resolved"
 
 
 @dataclass(frozen=True, slots=True)

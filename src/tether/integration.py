@@ -77,6 +77,7 @@ from tether._build import (
     dlq_wanted,
     fallback_from,
     header_names,
+    monitoring_from,
     with_error_mapping,
 )
 from tether._clock import Clock, system_clock
@@ -249,11 +250,19 @@ class Integration:
         if "fallback" not in overrides:
             target, name = self._alternate_for(alternates, environ, overrides, _opening)
             options["fallback"] = fallback_from(spec, alternate=target, alternate_name=name, dlq=self.dlq)
+        monitoring = monitoring_from(spec, clock=self._clock)
+        options["policies"] = [*options.get("policies", ()), *monitoring.policies]
         options.update(overrides)
+        if monitoring.listeners:
+            options["listeners"] = [*options.get("listeners", ()), *monitoring.listeners]
         if spec.error_mapping and "classify" not in overrides:
             options = with_error_mapping(options)  # overridden retry / breaker still obey the mapping
         self.options: Mapping[str, Any] = MappingProxyType(options)
         self.client = Client(**options)  # binds a falling-back store's events to its bus
+        #: The ``monitoring.alerts`` evaluator (``None`` without alerts): ``alerts.firing``.
+        self.alerts = monitoring.alerts
+        if self.alerts is not None:
+            self.alerts.bind(self.client.events)
         self._base_url = str(options["base_url"]) if options.get("base_url") else None
         self._names: RateLimitHeaderNames = header_names(spec)
         self._refuse_after_sunset = refuse_after_sunset

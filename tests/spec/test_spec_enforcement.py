@@ -46,6 +46,7 @@ def test_every_model_key_is_classified() -> None:
         "data_mappings",
         "error_mapping",
         "versioning",
+        "monitoring",
         "security",
     )
     enforced = sorted(path for path in _doc_paths() if classify(path) == "enforced")

@@ -47,8 +47,12 @@ NOT_ENFORCED: Final[frozenset[str]] = frozenset(
         "endpoints.*.response.errors.*.schema",
         "endpoints.*.cache.stale_if_error",
         "endpoints.*.streaming",
-        # operations
-        "monitoring",
+        # operations (monitoring: logging level, mask_fields, metrics_enabled, alerts,
+        # alert_on_open and tracing.enabled are wired by tether._build.monitoring_from)
+        "monitoring.metrics",
+        "monitoring.logging.include_headers",
+        "monitoring.logging.include_body",
+        "monitoring.tracing.sample_rate",
         "testing",
         "sla",
     }

@@ -7,8 +7,16 @@ Logs and metrics are event listeners (``tether.events.Listener``): pass them to
 
 from __future__ import annotations
 
+from tether.telemetry._alerts import AlertEvaluator, AlertRule
 from tether.telemetry._logging import StructlogListener, mask_processor
 from tether.telemetry._prometheus import PrometheusListener
 from tether.telemetry._tracing import Tracing
 
-__all__ = ["PrometheusListener", "StructlogListener", "Tracing", "mask_processor"]
+__all__ = [
+    "AlertEvaluator",
+    "AlertRule",
+    "PrometheusListener",
+    "StructlogListener",
+    "Tracing",
+    "mask_processor",
+]
