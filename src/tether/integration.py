@@ -769,6 +769,20 @@ class Integration:
         out["deprecated"] = {name: {"sunset": _iso(self._sunset(name))} for name in sorted(self._warned)}
         return out
 
+    async def fetch_status(self) -> dict[str, Any]:
+        """``status()`` read from the state store: with a shared store (SQLite, Redis) the breaker,
+        limiter and budget are what every worker sees, not only this process; with a DLQ, its
+        entry counts."""
+        out = self.status()
+        pipeline = self.client.pipeline
+        for kind in pipeline.describe():
+            fetch = getattr(pipeline.policy(kind), "fetch_status", None)
+            if callable(fetch):
+                out["limiter" if kind == "rate" else kind] = _plain(await fetch())
+        if self.dlq is not None:
+            out["dlq"]["counts"] = _plain(await self.dlq.counts())
+        return out
+
 
 def _served_by(ctx: CallContext) -> str | None:
     served = ctx.meta.get("served_by")

@@ -21,6 +21,7 @@ def _register() -> None:
         _demo,
         _dlq,
         _schema,
+        _status,
     )
 
 
