@@ -20,6 +20,7 @@ def _register() -> None:
         _check,
         _demo,
         _dlq,
+        _fetch,
         _schema,
         _status,
     )
