@@ -21,6 +21,7 @@ def _register() -> None:
         _demo,
         _dlq,
         _fetch,
+        _mock,
         _schema,
         _status,
     )

@@ -20,6 +20,7 @@ from tether.mock._faults import Chaos, Fault
 from tether.mock._log import RecordedRequest
 from tether.mock._server import FaultServer, ServerStats
 from tether.mock._spawn import SpawnedServer, spawn_server
+from tether.mock._spec import routes_for, serve_spec
 
 __all__ = [
     "PATTERN",
@@ -30,5 +31,7 @@ __all__ = [
     "ServerStats",
     "SpawnedServer",
     "pattern_bytes",
+    "routes_for",
+    "serve_spec",
     "spawn_server",
 ]
