@@ -61,6 +61,7 @@ STATE_LOCAL: Final = "state.local"
 STATE_SHARED: Final = "state.shared"
 ALERT_FIRED: Final = "alert.fired"
 ALERT_RESOLVED: Final = "alert.resolved"
+STREAM_RECONNECTED: Final = "stream.reconnected"
 
 
 @dataclass(frozen=True, slots=True)

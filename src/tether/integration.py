@@ -6,6 +6,7 @@
         res = await fred.call("series_observations", series_id="GDP")     # -> tether.Result
         async for rec in fred.paginate("series_observations", series_id="GDP"): ...
         async for out in fred.call_many("series_observations", inputs, concurrency=10): ...
+        async for event in api.stream("chat", prompt="hi"): ...   # endpoints with streaming:
         fred.status()
 
 An ``Integration`` is a ``tether.Client`` built from the spec (``tether._build.client_options``:
@@ -59,6 +60,7 @@ import math
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -96,6 +98,8 @@ from tether.result import Meta, Outcome, Result
 from tether.spec._endpoint import Endpoint, MappingRule
 from tether.spec._loader import load
 from tether.spec._model import Spec
+from tether.spec._sections import Streaming
+from tether.stream import SSEEvent, stream_events
 from tether.validation import PreparedParams, validate_body, validate_params, validate_response
 
 __all__ = ["Integration", "MappedError", "open"]
@@ -712,6 +716,54 @@ class Integration:
             mapped = plan.inbound.map_records(page.records) if plan.inbound is not None else page.records
             for record in mapped:
                 yield record
+
+    def stream(self, endpoint: str, /, **params: Any) -> AsyncIterator[SSEEvent]:
+        """The server-sent events of ``endpoint`` (one with ``streaming:``), as
+        ``tether.stream.SSEEvent`` values: ``async for event in api.stream("chat", q="hi")``.
+
+        The request is built like ``call``'s (mapping, validation, versioning, sunset) and sent
+        through the pipeline; the endpoint's ``streaming`` keys over the spec's ``streaming``
+        section (``timeout``, ``reconnect``, ``max_reconnects``, ``reconnect_delay``,
+        ``error_events``) drive ``tether.stream``: reconnects with ``Last-Event-ID`` after the
+        server's ``retry:``, error events raised as typed errors, the whole stream bounded by
+        ``timeout``. A bad parameter raises ``RequestValidationError`` here, before iterating.
+        """
+        plan = self._plan(endpoint)
+        own = plan.endpoint.streaming
+        if own is None:
+            raise SpecError(
+                f"{plan.name} has no streaming: section; use call() or give it streaming: {{type: sse}}",
+                service=self.service,
+                endpoint=plan.name,
+            )
+        base = self.spec.streaming or Streaming()
+        settings = base.model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
+        prepared, body = self._validate(plan, params)
+        self._before(plan)
+
+        @asynccontextmanager
+        async def opener(headers: Mapping[str, str]) -> AsyncIterator[httpx2.Response]:
+            request = self._build(plan, prepared, body)
+            context_of(request).stream = True
+            request.headers.update(headers)
+            response = await self.client.send(request)
+            try:
+                yield response
+            finally:
+                await response.aclose()
+
+        return stream_events(
+            self.client,
+            opener,
+            endpoint=plan.name,
+            timeout=settings.timeout,
+            reconnect=settings.reconnect,
+            max_reconnects=settings.max_reconnects,
+            reconnect_delay=settings.reconnect_delay,
+            error_events=settings.error_events,
+            clock=self._clock,
+            on_response=lambda response: self._after(plan, response),
+        )
 
     def call_many(
         self, endpoint: str, inputs: Iterable[Mapping[str, Any]], *, concurrency: int = 10

@@ -98,7 +98,8 @@ def test_check_warns_about_keys_not_enforced(runner: CliRunner) -> None:
     """Keys tether does not act on yet are listed as 'not enforced' warnings."""
     result = runner.invoke(app, ["check", str(SPECS / "int-template-filled.yaml")])
     assert result.exit_code == 0, result.output
-    assert "warning: not enforced: streaming" in result.output
+    assert "warning: not enforced: dlq.retention" in result.output
+    assert "warning: not enforced: streaming" not in result.output
     assert "warning: not enforced: cache" not in result.output
     assert "warning: not enforced: retry" not in result.output
     assert "warning: not enforced: endpoints.get_data" in result.output

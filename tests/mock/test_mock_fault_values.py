@@ -36,6 +36,8 @@ ALL_FAULTS = [
     Fault.bomb(10_000_000, encoding="deflate"),
     Fault.redirect("https://example.com/x", status=307),
     Fault.echo(),
+    Fault.sse([{"event": "tick", "data": "a\nb", "id": "1", "retry": 500}, {"data": "c"}], drop_after=1),
+    Fault.sse([{"data": "x"}], honour_last_event_id=False),
 ]
 
 

@@ -48,6 +48,7 @@ def test_every_model_key_is_classified() -> None:
         "versioning",
         "monitoring",
         "security",
+        "streaming",
     )
     enforced = sorted(path for path in _doc_paths() if classify(path) == "enforced")
     stray = [p for p in enforced if not any(p == w or p.startswith(w + ".") for w in wired)]
@@ -85,10 +86,19 @@ def test_keys_are_reported_in_spec_order() -> None:
 def test_bundled_spec_reports_its_policies() -> None:
     """The filled template reports the policy keys nothing acts on yet, and not the wired ones."""
     reported = set(not_enforced(load(SPECS / "int-template-filled.yaml", environ={})))
-    for key in ("dlq.retention", "state.key_prefix", "streaming"):
+    for key in ("dlq.retention", "state.key_prefix"):
         assert key in reported
     wired = ("timeouts", "retry", "circuit_breaker", "rate_limits", "error_mapping")
-    resilience = ("cache", "dlq", "fallback_behavior", "costs", "bandwidth", "rights", "state.on_state_error")
+    resilience = (
+        "cache",
+        "dlq",
+        "fallback_behavior",
+        "costs",
+        "bandwidth",
+        "rights",
+        "state.on_state_error",
+        "streaming",
+    )
     for section in (*wired, *resilience):
         assert section not in reported
 

@@ -41,13 +41,15 @@ KINDS: Final = (
     "hang",
     "large",
     "bomb",
+    "sse",
 )
 # Kinds whose whole response is rendered when the fault is made.
 RESPOND_KINDS: Final = frozenset({"ok", "status", "rate_limited", "problem", "redirect"})
 MALFORMED_KINDS: Final = ("garbage", "bad_chunked", "bad_header")
 REDIRECT_CODES: Final = (301, 302, 303, 307, 308)
 # Kinds whose status line and headers are rendered when the fault is made.
-_HEAD_KINDS: Final = RESPOND_KINDS | {"large", "bomb", "reset_mid_body", "truncated"}
+_HEAD_KINDS: Final = RESPOND_KINDS | {"large", "bomb", "reset_mid_body", "truncated", "sse"}
+_SSE_FIELDS: Final = ("event", "data", "id", "retry")
 _NO_BODY_CODES: Final = frozenset({204, 304})
 
 _MALFORMED_BYTES: Final = {
@@ -156,6 +158,10 @@ class Fault:
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)
     head: bytes = field(default=b"", compare=False)
     wire: bytes | None = field(default=None, compare=False)  # the whole keep-alive response, if fixed
+    # sse: each event's id (None when it has none) and its rendered bytes; where to drop; resume
+    events: tuple[tuple[str | None, bytes], ...] = ()
+    drop_after: int | None = None
+    resume: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -425,6 +431,44 @@ class Fault:
         )
 
     @classmethod
+    def sse(
+        cls,
+        events: Sequence[Mapping[str, Any]],
+        drop_after: int | None = None,
+        honour_last_event_id: bool = True,
+    ) -> Fault:
+        """A 200 ``text/event-stream`` (chunked) of ``events``, each a dict with any of ``event``,
+        ``data``, ``id``, ``retry`` (ms), sent one chunk per event. With ``drop_after`` the
+        connection closes (FIN, no final chunk) after that many events of this response; with
+        ``honour_last_event_id`` a request carrying ``Last-Event-ID`` resumes after the event
+        with that id (from the start when no event has it)."""
+        if drop_after is not None:
+            _check_count(drop_after, "drop_after")
+        if not isinstance(events, Sequence) or isinstance(events, str | bytes):
+            raise ValueError(f"events must be a list of event dicts, got {type(events).__name__}")
+        rendered = tuple(_render_event(e) for e in events)
+        params = _params(
+            events=([dict(e) for e in events], None),
+            drop_after=(drop_after, None),
+            honour_last_event_id=(honour_last_event_id, True),
+        )
+        pairs = (
+            ("Content-Type", "text/event-stream; charset=utf-8"),
+            ("Cache-Control", "no-cache"),
+            ("Transfer-Encoding", "chunked"),
+        )
+        return cls(
+            kind="sse",
+            code=200,
+            headers=pairs,
+            chunked=True,
+            events=rendered,
+            drop_after=drop_after,
+            resume=bool(honour_last_event_id),
+            params=params,
+        )
+
+    @classmethod
     def _partial(cls, kind: str, total: int, sent: int) -> Fault:
         _check_count(total, "total")
         _check_count(sent, "sent")
@@ -543,6 +587,32 @@ def _parse_date(value: str) -> datetime:
         return datetime.fromisoformat(value)
     except ValueError as exc:
         raise ValueError(f"retry_after {value!r} is neither an HTTP-date nor ISO 8601") from exc
+
+
+def _render_event(event: Mapping[str, Any]) -> tuple[str | None, bytes]:
+    """One SSE event dict as ``(id, wire bytes)``: its fields, one ``data:`` line per line."""
+    if not isinstance(event, Mapping):
+        raise ValueError(f"an SSE event must be a dict, got {type(event).__name__}")
+    unknown = sorted(set(event) - set(_SSE_FIELDS))
+    if unknown:
+        raise ValueError(f"SSE event keys are {', '.join(_SSE_FIELDS)}; got {', '.join(map(str, unknown))}")
+    lines: list[str] = []
+    name, data, ident, retry = (event.get(k) for k in _SSE_FIELDS)
+    for key, value in (("event", name), ("id", ident)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or "\r" in value or "\n" in value:
+            raise ValueError(f"SSE {key} must be a one-line string, got {value!r}")
+        lines.append(f"{key}: {value}")
+    if retry is not None:
+        lines.append(f"retry: {_check_count(retry, 'retry')}")
+    if data is not None:
+        if not isinstance(data, str):
+            raise ValueError(f"SSE data must be a string, got {type(data).__name__}")
+        lines.extend(f"data: {line}" for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    if not lines:
+        raise ValueError("an SSE event needs at least one of event, data, id, retry")
+    return ident, ("\n".join(lines) + "\n\n").encode()
 
 
 def _params(**pairs: tuple[Any, Any]) -> dict[str, Any]:

@@ -232,6 +232,8 @@ class _Connection(asyncio.Protocol):
             await asyncio.get_running_loop().create_future()  # until cancelled: client gone or stop()
         elif kind == "large" or kind == "bomb":
             await self._stream(fault, plan)
+        elif kind == "sse":
+            await self._sse(fault, plan)
         elif kind == "reset_mid_body":
             assert self._transport is not None
             self._transport.write(fault.head + b"\r\n" + fault.body)
@@ -291,6 +293,42 @@ class _Connection(asyncio.Protocol):
                         return
             if chunked:
                 transport.write(b"0\r\n\r\n")
+        if close:
+            self._close()
+
+    async def _sse(self, fault: Fault, plan: _Plan) -> None:
+        """An event stream, one chunk per event; resumes after ``Last-Event-ID`` when asked, and
+        closes without the final chunk after ``drop_after`` events."""
+        transport = self._transport
+        assert transport is not None
+        close = not plan.keep_alive
+        transport.write(fault.head + (_CLOSE if close else b"") + b"\r\n")
+        if plan.head_only:
+            if close:
+                self._close()
+            return
+        events = fault.events
+        start = 0
+        last_id = _header(plan.request.headers, "last-event-id") if fault.resume else None
+        if last_id is not None:
+            for index, (ident, _) in enumerate(events):
+                if ident == last_id:
+                    start = index + 1
+        for sent, (_, piece) in enumerate(events[start:]):
+            if fault.drop_after is not None and sent >= fault.drop_after:
+                await self._flushed()
+                self._close()  # FIN without the final chunk: the client sees a broken-off body
+                return
+            if self._paused:
+                await self._writable()
+            if self._closed:
+                return
+            transport.write(b"".join((b"%x\r\n" % len(piece), piece, b"\r\n")))
+            self._server.stats.streamed_bytes += len(piece)
+            await asyncio.sleep(0)
+            if self._closed:
+                return
+        transport.write(b"0\r\n\r\n")
         if close:
             self._close()
 
@@ -678,6 +716,15 @@ def _record(
         route=pattern,
         header_list=header_list,
     )
+
+
+def _header(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    """The last value of header ``name`` (lower-case) in a request's header list."""
+    found = None
+    for key, value in headers:
+        if key.lower() == name:
+            found = value
+    return found
 
 
 def _origin_path(target: str) -> str:

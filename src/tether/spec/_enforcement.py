@@ -42,11 +42,9 @@ NOT_ENFORCED: Final[frozenset[str]] = frozenset(
         "circuit_breaker.monitoring",
         "state.key_prefix",
         "dlq.retention",
-        "streaming",
         # endpoints
         "endpoints.*.response.errors.*.schema",
         "endpoints.*.cache.stale_if_error",
-        "endpoints.*.streaming",
         # operations (monitoring: logging level, mask_fields, metrics_enabled, alerts,
         # alert_on_open and tracing.enabled are wired by tether._build.monitoring_from)
         "monitoring.metrics",
