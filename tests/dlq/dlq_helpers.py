@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from tether.dlq import DeadLetter, StoredRequest, new_entry_id
+from tether.dlq import DeadLetter, DLQBackend, StoredRequest, new_entry_id
 
 EPOCH = 1_800_000_000.0
 
@@ -31,3 +32,22 @@ def make_entry(**overrides: Any) -> DeadLetter:
     }
     fields.update(overrides)
     return DeadLetter(**fields)
+
+
+async def assert_concurrent_claims_split(first: DLQBackend, second: DLQBackend, count: int = 60) -> None:
+    """Two backends on one queue, draining it at once, get every entry exactly once between them."""
+    ids = set()
+    for _ in range(count):
+        entry = make_entry()
+        ids.add(entry.id)
+        await first.add(entry)
+
+    async def drain(dlq: DLQBackend, owner: str) -> list[str]:
+        got: list[str] = []
+        while batch := await dlq.claim(owner, now=EPOCH + 5, lease=60, limit=3):
+            got += [e.id for e in batch]
+        return got
+
+    a, b = await asyncio.gather(drain(first, "a"), drain(second, "b"))
+    assert sorted(a + b) == sorted(ids)
+    assert not set(a) & set(b)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from dlq_helpers import EPOCH
+from dlq_helpers import EPOCH, assert_concurrent_claims_split
 
 from tether.dlq import DeadLetter, DLQBackend, SQLiteDLQ
 
@@ -140,21 +139,7 @@ async def test_two_sqlite_connections_never_claim_one_entry(tmp_path: Path, make
     path = tmp_path / "shared.db"
     first, second = SQLiteDLQ(path), SQLiteDLQ(path)
     try:
-        ids = set()
-        for _ in range(60):
-            entry = make_entry()
-            ids.add(entry.id)
-            await first.add(entry)
-
-        async def drain(dlq: SQLiteDLQ, owner: str) -> list[str]:
-            got: list[str] = []
-            while batch := await dlq.claim(owner, now=EPOCH + 5, lease=60, limit=3):
-                got += [e.id for e in batch]
-            return got
-
-        a, b = await asyncio.gather(drain(first, "a"), drain(second, "b"))
-        assert sorted(a + b) == sorted(ids)
-        assert not set(a) & set(b)
+        await assert_concurrent_claims_split(first, second)
     finally:
         await first.aclose()
         await second.aclose()

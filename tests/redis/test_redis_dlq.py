@@ -3,7 +3,6 @@ shares its queue between workers, and loses nothing while Redis is away."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import inspect
 import sys
@@ -25,7 +24,7 @@ _DLQ_TESTS = Path(__file__).resolve().parents[1] / "dlq"
 if str(_DLQ_TESTS) not in sys.path:
     sys.path.insert(0, str(_DLQ_TESTS))
 
-from dlq_helpers import EPOCH  # noqa: E402
+from dlq_helpers import EPOCH, assert_concurrent_claims_split  # noqa: E402
 from dlq_helpers import make_entry as _make_entry  # noqa: E402
 
 
@@ -104,21 +103,7 @@ async def test_two_workers_claiming_at_once_split_the_entries(
     first = RedisDLQ(redis_url, namespace=namespace, timeout=5.0)
     second = RedisDLQ(redis_url, namespace=namespace, timeout=5.0)
     try:
-        ids = set()
-        for _ in range(60):
-            entry = make_entry()
-            ids.add(entry.id)
-            await first.add(entry)
-
-        async def drain(dlq: RedisDLQ, owner: str) -> list[str]:
-            got: list[str] = []
-            while batch := await dlq.claim(owner, now=EPOCH + 5, lease=60, limit=3):
-                got += [e.id for e in batch]
-            return got
-
-        a, b = await asyncio.gather(drain(first, "a"), drain(second, "b"))
-        assert sorted(a + b) == sorted(ids)
-        assert not set(a) & set(b)
+        await assert_concurrent_claims_split(first, second)
     finally:
         await first.aclose()
         await second.aclose()
