@@ -28,15 +28,14 @@ import json
 import math
 import re
 from calendar import monthrange
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import parse_qs
 
 from tether.dataapi._models import IDENTIFIER_PATTERN, RateLimitTier
 from tether.mock import Fault, FaultServer
-from tether.mock._http import Request
-from tether.mock._server import _Plan
+from tether.mock._faults import Incoming
 
 __all__ = ["DataAPIMock", "serve_mock"]
 
@@ -106,7 +105,7 @@ class DataAPIMock(FaultServer):
             raise ValueError(f"the mock provider serves on loopback only, got host {host!r}")
         self.tier = RateLimitTier(str(getattr(tier, "value", tier)).lower())
         self.enforce_rate_limit = enforce_rate_limit
-        self._live = {kind: Fault.ok(json={"live": kind}) for kind in _LIVE_KINDS}
+        self._live = {kind: Fault.respond(self._responder(kind)) for kind in _LIVE_KINDS}
         self._served = 0
         super().__init__(host, port, record=record)
         self._install_api()
@@ -151,17 +150,11 @@ class DataAPIMock(FaultServer):
         self.route("POST", BASE_PATH + "/data/batch", self._live["get_data_batch"], **limits)
         self.route("GET", BASE_PATH + "/historical/{identifier}", self._live["get_historical"], **limits)
 
-    def _decide(self, request: Request, conn_id: int) -> _Plan:
-        plan = super()._decide(request, conn_id)
-        kind = next((k for k, f in self._live.items() if plan.fault is f), None)
-        if kind is None:
-            return plan
-        fault = self._answer(kind, plan.path, plan.query, request.body)
-        plan.fault = fault
-        if self.record and self._pending:
-            entry = self._pending[-1]  # the entry super() just logged: record what was sent
-            self._pending[-1] = (*entry[:8], fault.code, fault.kind, *entry[10:])
-        return plan
+    def _responder(self, kind: str) -> Callable[[Incoming], Fault]:
+        def respond(incoming: Incoming) -> Fault:
+            return self._answer(kind, incoming.path, incoming.query, incoming.body)
+
+        return respond
 
     def _request_id(self, *parts: str) -> str:
         self._served += 1

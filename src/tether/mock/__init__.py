@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from tether.mock._bodies import PATTERN, pattern_bytes
-from tether.mock._faults import Chaos, Fault
+from tether.mock._faults import Chaos, Fault, Incoming
 from tether.mock._log import RecordedRequest
 from tether.mock._server import FaultServer, ServerStats
 from tether.mock._spawn import SpawnedServer, spawn_server
@@ -27,6 +27,7 @@ __all__ = [
     "Chaos",
     "Fault",
     "FaultServer",
+    "Incoming",
     "RecordedRequest",
     "ServerStats",
     "SpawnedServer",

@@ -13,7 +13,7 @@ import base64
 import binascii
 import email.utils
 import json as jsonlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -42,6 +42,7 @@ KINDS: Final = (
     "large",
     "bomb",
     "sse",
+    "respond",
 )
 # Kinds whose whole response is rendered when the fault is made.
 RESPOND_KINDS: Final = frozenset({"ok", "status", "rate_limited", "problem", "redirect"})
@@ -133,6 +134,17 @@ def _has(pairs: Iterable[tuple[str, str]], name: str) -> bool:
     return any(k.lower() == name for k, _ in pairs)
 
 
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A request as a ``Fault.respond`` function sees it."""
+
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
 @dataclass(frozen=True, repr=False)
 class Fault:
     """One scripted server behaviour. Build it with a constructor: ``Fault.ok(json=...)``,
@@ -162,6 +174,8 @@ class Fault:
     events: tuple[tuple[str | None, bytes], ...] = ()
     drop_after: int | None = None
     resume: bool = True
+    # respond: computes the real answer from the request as it arrives
+    responder: Callable[[Incoming], Fault] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -331,6 +345,24 @@ class Fault:
     def echo(cls) -> Fault:
         """200 JSON of the request as received: method, path, query, headers, body (text)."""
         return cls(kind="echo", code=200)
+
+    @classmethod
+    def respond(cls, responder: Callable[[Incoming], Fault]) -> Fault:
+        """Answer with whatever ``responder(incoming)`` returns for each request (a dynamic route:
+        e.g. a body computed from the path). The log records the answer actually sent. Code, so it
+        has no JSON form: only for in-process servers."""
+        if not callable(responder):
+            raise ValueError(f"Fault.respond needs a callable, got {type(responder).__name__}")
+        return cls(kind="respond", responder=responder)
+
+    def answer(self, incoming: Incoming) -> Fault:
+        """The fault to send for ``incoming``: a ``respond`` fault's answer, else this one."""
+        if self.responder is None:
+            return self
+        answer = self.responder(incoming)
+        if not isinstance(answer, Fault) or answer.kind == "respond":
+            raise ValueError(f"a respond fault's function must return a concrete Fault, got {answer!r}")
+        return answer
 
     @classmethod
     def reset(cls) -> Fault:
@@ -542,6 +574,8 @@ class Fault:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: ``{"kind": ..., <constructor arguments that differ from defaults>}``."""
+        if self.kind == "respond":
+            raise ValueError("a respond fault holds a function: it has no JSON form (use it in-process)")
         return {"kind": self.kind, **self.params}
 
     @classmethod

@@ -24,7 +24,7 @@ from typing import Any, Final, Self
 from urllib.parse import parse_qs, unquote
 
 from tether.mock._bodies import bomb_pieces, large_pieces
-from tether.mock._faults import RESPOND_KINDS, Chaos, Fault
+from tether.mock._faults import RESPOND_KINDS, Chaos, Fault, Incoming
 from tether.mock._http import MAX_BODY, BadRequest, Request, RequestParser, http_date
 from tether.mock._log import RecordedRequest
 from tether.mock._routes import PathPattern, Route, route_args
@@ -621,6 +621,8 @@ class FaultServer:
             pattern = None
         else:
             fault, extra = route.next(now)
+            if fault.responder is not None:  # a dynamic route: its answer, logged as sent
+                fault = fault.answer(Incoming(method, path, query, tuple(request.headers), request.body))
             label = fault.kind
             pattern = route.pattern.path
         if self.record:
