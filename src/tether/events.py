@@ -136,11 +136,6 @@ class EventBus:
             except Exception:  # a broken listener must not break the call; say so once per failure
                 logging.getLogger("tether.events").exception("event listener %r failed", listener)
 
-    def child(self, service: str) -> EventBus:
-        """The same listeners, with a default service name."""
-        bus = EventBus(self._listeners, service=service)
-        return bus
-
 
 class EventRecorder:
     """A listener that keeps every event: for tests and for ``tether call -v``."""

@@ -66,8 +66,11 @@ def test_bus_without_listeners_is_inactive() -> None:
     """A bus with no listeners reports itself inactive so hot paths can skip building events."""
     bus = EventBus()
     assert not bus.active
-    bus.add(EventRecorder())
+    recorder = EventRecorder()
+    bus.add(recorder)
     assert bus.active
+    bus.remove(recorder)
+    assert not bus.active
 
 
 def test_structlog_listener_logs_event_name_and_fields() -> None:
