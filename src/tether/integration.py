@@ -59,7 +59,7 @@ import logging
 import math
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -91,7 +91,15 @@ from tether.dlq import DLQBackend, Replayer, ReplaySchedule, open_dlq
 from tether.dlq._replay import ReplayClient
 from tether.errors import Rejected, SpecError, TetherError, ValidationError
 from tether.mapping import Mapper, select_records
-from tether.paginate import Page, PageRequest, iterate_pages, paginator_for
+from tether.paginate import (
+    Page,
+    PageCheckpoint,
+    PageRequest,
+    Paginator,
+    iterate_checkpointed,
+    iterate_pages,
+    paginator_for,
+)
 from tether.pipeline._headers import RateLimitHeaderNames, parse_http_date, read_rate_limit
 from tether.pipeline.cache import CACHE_MODE_KEY
 from tether.result import Meta, Outcome, Result
@@ -102,7 +110,7 @@ from tether.spec._sections import Streaming
 from tether.stream import SSEEvent, stream_events
 from tether.validation import PreparedParams, validate_body, validate_params, validate_response
 
-__all__ = ["Integration", "MappedError", "open"]
+__all__ = ["FetchedPage", "Integration", "MappedError", "open"]
 
 #: A deprecation schedule warns this long before the version's retirement date.
 DEPRECATION_NOTICE: Final = 90 * 86400.0
@@ -680,13 +688,50 @@ class Integration:
         """The records of every page of ``endpoint``, in order, each page through the whole
         pipeline. An endpoint without ``pagination:`` is one page."""
         plan = self._plan(endpoint)
-        pagination = plan.endpoint.pagination
-        if pagination is None:
+        if plan.endpoint.pagination is None:
             result = await self.call(endpoint, **params)
-            records = result.data if isinstance(result.data, list) else [result.data]
-            for record in records:
+            for record in _as_records(result.data):
                 yield record
             return
+        paginator, fetch, control, answered = self._paging(plan, params)
+        async for page in iterate_pages(paginator, fetch, control):
+            for record in self._page_records(plan, page, answered):
+                yield record
+            if answered:
+                return
+
+    async def pages(
+        self, endpoint: str, /, *, resume: PageCheckpoint | None = None, **params: Any
+    ) -> AsyncIterator[FetchedPage]:
+        """The pages of ``endpoint`` one by one (each through the whole pipeline), each with the
+        checkpoint to resume after it: what a resumable job keeps with the records it wrote.
+
+        ``resume`` (a ``PageCheckpoint`` from an earlier page of the same call) starts at the
+        page after it. An endpoint without ``pagination:`` is one page. The last page's
+        ``checkpoint`` is ``None``. A pagination loop raises without yielding the page that
+        led to it, so no checkpoint points into a loop.
+        """
+        plan = self._plan(endpoint)
+        if plan.endpoint.pagination is None:
+            result = await self.call(endpoint, **params)
+            yield FetchedPage(_as_records(result.data), 0, None, result.meta.status)
+            return
+        paginator, fetch, control, answered = self._paging(plan, params)
+        async for page, checkpoint in iterate_checkpointed(paginator, fetch, control, resume=resume):
+            records = self._page_records(plan, page, answered)
+            index = checkpoint.next.index - 1 if checkpoint is not None else paginator.pages - 1
+            status = page.response.status_code if isinstance(page.response, httpx2.Response) else None
+            yield FetchedPage(records, index, None if answered else checkpoint, status)
+            if answered:
+                return
+
+    def _paging(
+        self, plan: _Plan, params: Mapping[str, Any]
+    ) -> tuple[Paginator, Callable[[PageRequest], Awaitable[Page]], dict[str, Any], list[bool]]:
+        """A paginator, its fetch function, the control parameters (a start page, offset or
+        cursor the caller gave) and the flag list a default answer sets (it is the last page)."""
+        pagination = plan.endpoint.pagination
+        assert pagination is not None
         values = dict(params)
         control: dict[str, Any] = {}
         for attribute in _CONTROL_PARAMS:
@@ -708,14 +753,12 @@ class Integration:
             records = select_records(data, plan.endpoint.records)
             return Page(data, response.headers, records, str(response.request.url), response)
 
-        async for page in iterate_pages(paginator, fetch, control):
-            if answered:
-                for record in page.records:
-                    yield record
-                return
-            mapped = plan.inbound.map_records(page.records) if plan.inbound is not None else page.records
-            for record in mapped:
-                yield record
+        return paginator, fetch, control, answered
+
+    def _page_records(self, plan: _Plan, page: Page, answered: list[bool]) -> list[Any]:
+        if answered or plan.inbound is None:
+            return list(page.records)
+        return list(plan.inbound.map_records(page.records))
 
     def stream(self, endpoint: str, /, **params: Any) -> AsyncIterator[SSEEvent]:
         """The server-sent events of ``endpoint`` (one with ``streaming:``), as
@@ -834,6 +877,23 @@ class Integration:
         if self.dlq is not None:
             out["dlq"]["counts"] = _plain(await self.dlq.counts())
         return out
+
+
+def _as_records(data: Any) -> list[Any]:
+    """A non-paginated answer as records: a list as it is, anything else as one record."""
+    return list(data) if isinstance(data, list) else [data]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPage:
+    """One page from ``Integration.pages``: its (mapped) ``records``, its ``index`` (from 0),
+    the ``checkpoint`` to resume after it (``None`` after the last page) and the HTTP ``status``
+    it came with (``None`` when the cache or a fallback answered without one)."""
+
+    records: list[Any]
+    index: int
+    checkpoint: PageCheckpoint | None
+    status: int | None = None
 
 
 def _served_by(ctx: CallContext) -> str | None:

@@ -58,10 +58,12 @@ __all__ = [
     "OffsetPaginator",
     "Page",
     "PagePaginator",
+    "PageCheckpoint",
     "PageRequest",
     "Paginator",
     "find_link",
     "format_link_header",
+    "iterate_checkpointed",
     "iterate_pages",
     "paginator_for",
     "parse_link_header",
@@ -94,6 +96,69 @@ class PageRequest:
     url: str | None = None
     cross_origin: bool = False
     readd_credentials: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data; a URL's credential-like query parameters are left out (the auth
+        stage adds the integration's own again when the request goes to its origin)."""
+        url = None
+        if self.url is not None:
+            parsed = httpx2.URL(self.url)
+            kept = [(k, v) for k, v in parsed.params.multi_items() if not registry.is_sensitive_param(k)]
+            url = str(parsed.copy_with(params=kept))
+        return {
+            "index": self.index,
+            "params": dict(self.params),
+            "url": url,
+            "cross_origin": self.cross_origin,
+            "readd_credentials": self.readd_credentials,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PageRequest:
+        """The inverse of ``to_dict``; ``ValueError`` when ``data`` is not one."""
+        try:
+            index = data["index"]
+            params = data.get("params") or {}
+            url = data.get("url")
+            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+                raise ValueError(f"index must be a whole number >= 0, got {index!r}")
+            if not isinstance(params, Mapping) or (url is not None and not isinstance(url, str)):
+                raise ValueError("params must be an object and url a string")
+            return cls(
+                index,
+                {str(k): str(v) for k, v in params.items()},
+                url,
+                bool(data.get("cross_origin", False)),
+                bool(data.get("readd_credentials", True)),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a page request: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PageCheckpoint:
+    """Where a paginated run stands after a completed page: the ``next`` page to fetch and how
+    many pages and records were read before it. Plain data (``to_dict`` / ``from_dict``) so a
+    job can keep it with the records it wrote and ``Paginator.resume`` from it after a crash."""
+
+    next: PageRequest
+    pages: int
+    records: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"next": self.next.to_dict(), "pages": self.pages, "records": self.records}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PageCheckpoint:
+        """The inverse of ``to_dict``; ``ValueError`` when ``data`` is not one."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a page checkpoint is an object, got {type(data).__name__}")
+        pages, records = data.get("pages"), data.get("records")
+        for name, value in (("pages", pages), ("records", records)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        assert isinstance(pages, int) and isinstance(records, int)
+        return cls(PageRequest.from_dict(data.get("next") or {}), pages, records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +293,19 @@ class Paginator:
         self._base_origin = _origin(self.base_url) if self.base_url is not None else None
         return self._first(dict(params or {}))
 
+    def resume(self, checkpoint: PageCheckpoint, params: Mapping[str, Any] | None = None) -> PageRequest:
+        """Start again where ``checkpoint`` left off (``params`` are the run's, as for ``first``):
+        the page and record counts carry on, so ``max_pages`` and totals still hold."""
+        self.first(params)
+        self.pages = checkpoint.pages
+        self.records = checkpoint.records
+        self._resume(checkpoint.next)
+        return checkpoint.next
+
+    def checkpoint(self, following: PageRequest) -> PageCheckpoint:
+        """The checkpoint of a run whose next page is ``following``."""
+        return PageCheckpoint(following, self.pages, self.records)
+
     def next(self, request: PageRequest, page: Page) -> PageRequest | None:
         """The next page's request after ``page`` (fetched for ``request``), or ``None`` to stop."""
         self.pages += 1
@@ -275,6 +353,9 @@ class Paginator:
 
     def _observe(self, page: Page) -> None:
         """Note the fetched page (URL paginators remember its URL for loop detection)."""
+
+    def _resume(self, request: PageRequest) -> None:
+        """Take up the type-specific position of ``request`` (the next page after a checkpoint)."""
 
     # -- type-specific -------------------------------------------------------------------------
 
@@ -357,6 +438,9 @@ class OffsetPaginator(Paginator):
     def _read_past(self, total: Decimal) -> bool:
         return self._offset + self._last_count >= total or self.records >= total
 
+    def _resume(self, request: PageRequest) -> None:
+        self._offset = _start_number(request.params, self.options.offset_param, self.options.start)
+
     def _observe(self, page: Page) -> None:
         self._last_count = len(page.records)
 
@@ -392,6 +476,11 @@ class CursorPaginator(Paginator):
             self._seen.add(cursor)
         return PageRequest(0, self._params(cursor))
 
+    def _resume(self, request: PageRequest) -> None:
+        cursor = request.params.get(self.options.cursor_param)
+        if cursor is not None:
+            self._seen.add(cursor)
+
     def _next(self, request: PageRequest, page: Page) -> PageRequest | None:
         path = self.options.cursor_path
         value = search(path, page.body)
@@ -426,6 +515,10 @@ class _UrlPaginator(Paginator):
         if self._base_origin is None and url.scheme in ("http", "https") and url.host:
             self._base_origin = _origin(url)
         self._seen.add(_loop_key(url))
+
+    def _resume(self, request: PageRequest) -> None:
+        if request.url is not None:
+            self._seen.add(_loop_key(httpx2.URL(request.url)))
 
     def _target(self, request: PageRequest, page: Page, reference: str, where: str) -> PageRequest:
         context = page.url or (str(self.base_url) if self.base_url is not None else "")
@@ -540,6 +633,34 @@ async def iterate_pages(
         yielded += len(page.records)
         yield page
         request = paginator.next(request, page)
+
+
+async def iterate_checkpointed(
+    paginator: Paginator,
+    fetch: Callable[[PageRequest], Awaitable[Page]],
+    params: Mapping[str, Any] | None = None,
+    *,
+    resume: PageCheckpoint | None = None,
+) -> AsyncIterator[tuple[Page, PageCheckpoint | None]]:
+    """Like ``iterate_pages``, but each page comes with the checkpoint to resume *after* it
+    (``None`` after the last page), and ``resume`` starts from a checkpoint instead of page one.
+
+    The next request is worked out before the page is yielded (its checkpoint needs it), so a
+    pagination loop raises here without yielding the page that led to it: a job that keeps the
+    page's records with its checkpoint never records a position it cannot resume from.
+    """
+    request: PageRequest | None
+    request = paginator.first(params) if resume is None else paginator.resume(resume, params)
+    limit = paginator.options.stop.max_records
+    yielded = resume.records if resume is not None else 0
+    while request is not None:
+        page = await fetch(request)
+        if limit is not None and yielded + len(page.records) > limit:
+            page = dataclasses.replace(page, records=list(page.records)[: max(limit - yielded, 0)])
+        yielded += len(page.records)
+        following = paginator.next(request, page)
+        yield page, (paginator.checkpoint(following) if following is not None else None)
+        request = following
 
 
 # --- RFC 8288 Link header ------------------------------------------------------------------------
