@@ -429,3 +429,63 @@ def test_options_accept_duration_strings_and_build_a_policy() -> None:
     assert isinstance(policy, BreakerPolicy)
     assert policy.key == "svc:breaker"
     assert Breaker.kind == "breaker"
+
+
+async def test_a_refusal_carries_the_last_connection_error_as_its_cause() -> None:
+    """Opened by connection errors, the circuit's CircuitOpenError has that ConnectionError as
+    __cause__ and names CONN_001 in its message."""
+    rig = Rig()
+    for _ in range(5):
+        with pytest.raises(ConnectionError):
+            await rig.call(ConnectionError("cannot connect to 127.0.0.1:9: connection refused"))
+    with pytest.raises(CircuitOpenError) as info:
+        await rig.call()
+    cause = info.value.__cause__
+    assert isinstance(cause, ConnectionError)
+    assert cause.error_code == "CONN_001"
+    assert "CONN_001" in str(info.value) and "connection refused" in str(info.value)
+    assert rig.policy.last_failure is cause
+
+
+async def test_a_refusal_after_failing_statuses_carries_the_status_error() -> None:
+    """Opened by 503 responses (not exceptions), the refusal's cause is an APIError with 503."""
+    rig = Rig()
+    for _ in range(5):
+        await rig.call(503)
+    with pytest.raises(CircuitOpenError) as info:
+        await rig.call()
+    assert isinstance(info.value.__cause__, APIError)
+    assert info.value.__cause__.status_code == 503
+
+
+async def test_an_isolated_circuit_names_no_upstream_cause() -> None:
+    """isolate() is a person's decision: the refusal has no upstream cause."""
+    rig = Rig()
+    await rig.fail(1)
+    await rig.policy.isolate()
+    with pytest.raises(CircuitOpenError) as info:
+        await rig.call()
+    assert info.value.__cause__ is None
+
+
+async def test_a_client_against_a_closed_port_reports_the_connection_error_behind_the_open_circuit() -> None:
+    """Through tether.Client on loopback: after the circuit opens on refused connections, the
+    refusal's cause is the ConnectionError (CONN_001), not only CIRCUIT_001."""
+    import socket
+
+    from tether.client import Client
+    from tether.pipeline.retry import Retry
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with Client(
+        f"http://127.0.0.1:{port}", retry=Retry(attempts=1), breaker=Breaker(failures=2)
+    ) as client:
+        for _ in range(2):
+            with pytest.raises(ConnectionError):
+                await client.get("/x")
+        with pytest.raises(CircuitOpenError) as info:
+            await client.get("/x")
+    assert isinstance(info.value.__cause__, ConnectionError)
+    assert info.value.__cause__.error_code == "CONN_001"

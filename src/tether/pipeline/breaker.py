@@ -10,6 +10,9 @@ States (DESIGN 4, seed REQ-001 5.4)::
 
 While open the breaker fails fast with ``CircuitOpenError`` (``retry_after`` = seconds until
 half-open) and never calls the layers below: no rate-limit token, no bulkhead slot, no network.
+The refusal carries the root cause: the last failure this client saw (a ``ConnectionError``,
+an ``APIError`` for a 503 …) is its ``__cause__`` and is named in its message, so a caller (and
+a failures file) reports what is wrong upstream, not only that the circuit is open.
 Half-open admits ``half_open_calls`` probes at a time; after each successful probe the next call
 is admitted as a probe (AC-007). The breaker sits below retry, so it sees every attempt.
 
@@ -33,12 +36,14 @@ from tether import events as ev
 from tether._context import CONTEXT_KEY, CallContext
 from tether._units import Duration, parse_duration
 from tether.errors import (
+    APIError,
     CircuitOpenError,
     ConnectionError,
     Rejected,
     ResponseError,
     TetherError,
     TimeoutError,
+    error_for_status,
 )
 from tether.pipeline._base import Handler, PolicyEnv
 from tether.state._protocol import (
@@ -182,6 +187,16 @@ class BreakerStatus:
         return self.failures / self.calls if self.calls else 0.0
 
 
+def _error_of(response: httpx2.Response, ctx: CallContext | None) -> TetherError:
+    """The typed error a failing response stands for (the root cause of a later refusal)."""
+    try:
+        return error_for_status(
+            response, service=ctx.service if ctx else None, endpoint=ctx.endpoint if ctx else None
+        )
+    except (httpx2.ResponseNotRead, httpx2.StreamError):  # a streamed body: no problem fields
+        return APIError(f"HTTP {response.status_code}", status_code=response.status_code)
+
+
 def _dt(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
@@ -189,7 +204,7 @@ def _dt(epoch: float | None) -> datetime | None:
 class BreakerPolicy:
     """The runtime breaker: one per client, its circuit in the state store."""
 
-    __slots__ = ("_clock", "_config", "_events", "_key", "_last", "_options", "_store")
+    __slots__ = ("_cause", "_clock", "_config", "_events", "_key", "_last", "_options", "_store")
 
     def __init__(self, options: Breaker, env: PolicyEnv) -> None:
         self._options = options
@@ -199,6 +214,8 @@ class BreakerPolicy:
         self._store: StateStore = env.store if env.store is not None else MemoryStore()
         self._key = f"breaker:{options.shared}" if options.shared else f"{env.service}:breaker"
         self._last: BreakerSnapshot | None = None
+        #: The last failure recorded: the root cause a refusal carries.
+        self._cause: TetherError | None = None
 
     def __repr__(self) -> str:
         return f"BreakerPolicy(key={self._key!r}, state={self.status().state!r})"
@@ -219,10 +236,21 @@ class BreakerPolicy:
         try:
             response = await next(request)
         except BaseException as exc:
-            await self._record(permit, self.classify(exc), endpoint)
+            outcome = self.classify(exc)
+            if outcome == "failure" and isinstance(exc, TetherError):
+                self._cause = exc
+            await self._record(permit, outcome, endpoint)
             raise
-        await self._record(permit, self.classify(response), endpoint)
+        outcome = self.classify(response)
+        if outcome == "failure":
+            self._cause = _error_of(response, ctx)
+        await self._record(permit, outcome, endpoint)
         return response
+
+    @property
+    def last_failure(self) -> TetherError | None:
+        """The last failure this client recorded (the cause an open circuit's refusal carries)."""
+        return self._cause
 
     def classify(self, outcome: BaseException | httpx2.Response) -> BreakerOutcome:
         """Whether a response or error counts as a success, a failure, or neither."""
@@ -267,19 +295,24 @@ class BreakerPolicy:
             state=state,
             retry_after=retry_after,
         )
+        cause = self._cause if state != "isolated" else None
         if state == "isolated":
             message = "circuit isolated by hand: failing fast until reset()"
         elif state == "half_open":
             message = "circuit half-open and every probe slot is taken: failing fast"
         else:
             message = f"circuit open: failing fast for {retry_after or 0.0:.3g}s more"
-        return CircuitOpenError(
+        if cause is not None:
+            message += f" (last failure: {cause.error_code} {cause.message})"
+        error = CircuitOpenError(
             message,
             service=ctx.service if ctx else None,
             endpoint=ctx.endpoint if ctx else None,
             request_id=ctx.request_id if ctx else None,
             retry_after=retry_after,
         )
+        error.__cause__ = cause
+        return error
 
     def _observe(
         self,
