@@ -16,6 +16,7 @@ sorted sets hold due times and leases).
 
 from __future__ import annotations
 
+from tether.dlq._capture import entry_id_for, unit_of_work
 from tether.dlq._protocol import DeadLetter, DLQBackend, DLQCounts, EntryStatus, StoredRequest, new_entry_id
 from tether.dlq._replay import Replayer, ReplayReport, ReplaySchedule, mark_dlq, open_dlq
 from tether.dlq.memory import MemoryDLQ
@@ -32,7 +33,9 @@ __all__ = [
     "Replayer",
     "SQLiteDLQ",
     "StoredRequest",
+    "entry_id_for",
     "mark_dlq",
     "new_entry_id",
     "open_dlq",
+    "unit_of_work",
 ]

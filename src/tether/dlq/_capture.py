@@ -20,6 +20,10 @@ the client's auth scheme signs the request again.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Final
 
 import httpx2
@@ -34,8 +38,10 @@ __all__ = [
     "SecretInBody",
     "capture_request",
     "credential_ref",
+    "entry_id_for",
     "is_marked",
     "mark_dlq",
+    "unit_of_work",
 ]
 
 #: ``ctx.extras`` key: ``True`` / ``False`` marks one call for the DLQ (or keeps it out).
@@ -65,6 +71,35 @@ def mark_dlq(request: httpx2.Request, on: bool = True) -> httpx2.Request:
         raise LookupError("mark_dlq needs a request made by tether.Client.build_request")
     ctx.extras[MARK_KEY] = bool(on)
     return request
+
+
+_UNIT: ContextVar[str | None] = ContextVar("tether.dlq.unit_of_work", default=None)
+
+
+@contextmanager
+def unit_of_work(key: str) -> Iterator[str]:
+    """Name the unit of work the calls made inside belong to (``"job:…|row:…"``).
+
+    A call parked in the DLQ inside it gets an entry id derived from ``key``, so however many of
+    the unit's calls fail (retried rows, waits for an open circuit, a resumed job), the unit is
+    parked once: ``DLQBackend.add`` of an id already stored changes nothing. Context-local
+    (``contextvars``): concurrent tasks each keep their own.
+    """
+    token = _UNIT.set(key)
+    try:
+        yield key
+    finally:
+        _UNIT.reset(token)
+
+
+def entry_id_for(key: str) -> str:
+    """The dead-letter id of the unit of work ``key`` (32 hex characters, like ``new_entry_id``)."""
+    return hashlib.sha256(b"tether.dlq.unit\0" + key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def current_unit() -> str | None:
+    """The unit of work the current context is in (``unit_of_work``), else ``None``."""
+    return _UNIT.get()
 
 
 def is_marked(ctx: CallContext) -> bool | None:

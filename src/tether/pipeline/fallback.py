@@ -66,7 +66,15 @@ import httpx2
 from tether import events as ev
 from tether._context import CallContext, new_request_id
 from tether._redact import redact_text, registry
-from tether.dlq._capture import REPLAY_KEY, SecretInBody, capture_request, credential_ref, is_marked
+from tether.dlq._capture import (
+    REPLAY_KEY,
+    SecretInBody,
+    capture_request,
+    credential_ref,
+    current_unit,
+    entry_id_for,
+    is_marked,
+)
 from tether.dlq._protocol import DeadLetter, DLQBackend, new_entry_id
 from tether.dlq._replay import ReplaySchedule
 from tether.errors import (
@@ -298,6 +306,8 @@ class Enqueue(FallbackStep):
     mark (``tether.dlq.mark_dlq(request, on)``) overrides both. ``placeholder=True`` (or a dict to
     merge into the body) answers ``202 Accepted`` with ``{"queued": true, "dlq_id": …}`` instead
     of raising. The entry is due for its first replay after ``schedule.delay(1)`` (1 s ± 20 %).
+    Inside ``tether.dlq.unit_of_work(key)`` the entry's id comes from ``key``: a unit of work
+    whose calls fail again and again is parked once.
     """
 
     backend: DLQBackend
@@ -353,8 +363,9 @@ class Enqueue(FallbackStep):
             return None
         now = env.clock.time()
         error = call.error
+        unit = current_unit()  # inside tether.dlq.unit_of_work: one entry per unit, however often it fails
         entry = DeadLetter(
-            id=new_entry_id(),
+            id=entry_id_for(unit) if unit is not None else new_entry_id(),
             service=env.service,
             endpoint=ctx.endpoint,
             request=stored,
