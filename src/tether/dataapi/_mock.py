@@ -15,10 +15,14 @@ Routes (under ``/v1``, as the spec's ``development`` environment expects):
 - ``POST /v1/data/batch``: ``{"identifiers": [...]}`` → the ``DataResponse`` of each known one.
 - ``GET /v1/historical/{identifier}?start=&end=&interval=&page=&page_size=``: one page of the
   range's records (``page``, ``total_pages``); each record's value depends on identifier and date.
+- ``GET /v1/identifiers?offset=&limit=&category=``: one page of the identifiers the mock
+  serves (``catalog``, by default ``SER-001`` … ``SER-012``) with their category and region,
+  and the ``total``.
 
 ``enforce_rate_limit=True`` makes each route enforce the tier's limit (429 with ``Retry-After``
 and ``X-RateLimit-*``). ``script(identifier, *faults)`` scripts faults for one identifier before
 its live answer (``Fault.status(503), Fault.status(503)`` → two 503s, then the data).
+``chaos=tether.mock.Chaos(...)`` answers a seeded share of every route's requests with faults.
 """
 
 from __future__ import annotations
@@ -28,13 +32,13 @@ import json
 import math
 import re
 from calendar import monthrange
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import parse_qs
 
 from tether.dataapi._models import IDENTIFIER_PATTERN, RateLimitTier
-from tether.mock import Fault, FaultServer
+from tether.mock import Chaos, Fault, FaultServer
 from tether.mock._faults import Incoming
 
 __all__ = ["DataAPIMock", "serve_mock"]
@@ -50,7 +54,9 @@ MOCK_TIER_LIMITS: Final[dict[str, tuple[str, int | None]]] = {
 #: Identifiers with this prefix are unknown to the mock provider (404 ``NOTFOUND_001``).
 MISSING_PREFIX: Final = "MISSING"
 _IDENTIFIER_RE: Final = re.compile(IDENTIFIER_PATTERN)
-_LIVE_KINDS: Final = ("get_data", "get_data_batch", "get_historical")
+_LIVE_KINDS: Final = ("get_data", "get_data_batch", "get_historical", "list_identifiers")
+#: The identifiers ``GET /identifiers`` lists unless the mock is given a ``catalog``.
+DEFAULT_CATALOG: Final = tuple(f"SER-{n:03d}" for n in range(1, 13))
 _CATEGORIES: Final = ("A", "B", "C", "D")
 _REGIONS: Final = ("US", "EU", "APAC")
 _MAX_PAGE_SIZE: Final = 1000
@@ -100,11 +106,18 @@ class DataAPIMock(FaultServer):
         tier: RateLimitTier | str = RateLimitTier.PREMIUM,
         enforce_rate_limit: bool = False,
         record: bool = True,
+        catalog: Sequence[str] = DEFAULT_CATALOG,
+        chaos: Chaos | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError(f"the mock provider serves on loopback only, got host {host!r}")
+        bad = [i for i in catalog if not isinstance(i, str) or not _IDENTIFIER_RE.match(i)]
+        if bad:
+            raise ValueError(f"catalog identifiers must match {IDENTIFIER_PATTERN}, got {bad!r}")
         self.tier = RateLimitTier(str(getattr(tier, "value", tier)).lower())
         self.enforce_rate_limit = enforce_rate_limit
+        self.catalog = tuple(catalog)
+        self.chaos = chaos
         self._live = {kind: Fault.respond(self._responder(kind)) for kind in _LIVE_KINDS}
         self._served = 0
         super().__init__(host, port, record=record)
@@ -127,7 +140,7 @@ class DataAPIMock(FaultServer):
     def script(self, identifier: str, *faults: Fault, endpoint: str = "get_data") -> None:
         """Answer ``identifier`` on ``endpoint`` with ``faults`` first, then live (repeating)."""
         path = {"get_data": "/data/", "get_historical": "/historical/"}[endpoint] + identifier
-        self.route("GET", BASE_PATH + path, *faults, self._live[endpoint], **self._limits())
+        self.route("GET", BASE_PATH + path, *faults, self._live[endpoint], **self._options())
 
     def reset(self) -> None:
         """Back to the API's routes (and the defaults), with an empty log."""
@@ -136,19 +149,21 @@ class DataAPIMock(FaultServer):
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _limits(self) -> dict[str, Any]:
-        if not self.enforce_rate_limit:
-            return {}
-        rate, burst = MOCK_TIER_LIMITS[self.tier.value]
-        return {"rate_limit": rate, "burst": burst}
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"chaos": self.chaos} if self.chaos is not None else {}
+        if self.enforce_rate_limit:
+            rate, burst = MOCK_TIER_LIMITS[self.tier.value]
+            options.update(rate_limit=rate, burst=burst)
+        return options
 
     def _install_api(self) -> None:
         if not hasattr(self, "_live"):
             return  # FaultServer.__init__ resets before the API is known
-        limits = self._limits()
-        self.route("GET", BASE_PATH + "/data/{identifier}", self._live["get_data"], **limits)
-        self.route("POST", BASE_PATH + "/data/batch", self._live["get_data_batch"], **limits)
-        self.route("GET", BASE_PATH + "/historical/{identifier}", self._live["get_historical"], **limits)
+        options = self._options()
+        self.route("GET", BASE_PATH + "/data/{identifier}", self._live["get_data"], **options)
+        self.route("POST", BASE_PATH + "/data/batch", self._live["get_data_batch"], **options)
+        self.route("GET", BASE_PATH + "/historical/{identifier}", self._live["get_historical"], **options)
+        self.route("GET", BASE_PATH + "/identifiers", self._live["list_identifiers"], **options)
 
     def _responder(self, kind: str) -> Callable[[Incoming], Fault]:
         def respond(incoming: Incoming) -> Fault:
@@ -173,6 +188,8 @@ class DataAPIMock(FaultServer):
         request_id = self._request_id(kind, path, query)
         if kind == "get_data_batch":
             return self._batch(body, request_id)
+        if kind == "list_identifiers":
+            return self._identifiers(parse_qs(query), request_id)
         identifier = path.rsplit("/", 1)[-1]
         if not _IDENTIFIER_RE.match(identifier):
             return _error(400, "VALID_001", f"invalid identifier {identifier!r}", request_id)
@@ -195,6 +212,30 @@ class DataAPIMock(FaultServer):
             return _error(400, "VALID_001", f"invalid identifiers {bad!r}", request_id)
         found = [i for i in identifiers if not i.startswith(MISSING_PREFIX)]
         return Fault.ok(json=[self._data(i, f"{request_id}{n}") for n, i in enumerate(found)])
+
+    def _identifiers(self, query: dict[str, list[str]], request_id: str) -> Fault:
+        try:
+            offset = int((query.get("offset") or ["0"])[0])
+            limit = int((query.get("limit") or ["10"])[0])
+            if offset < 0 or not 1 <= limit <= _MAX_PAGE_SIZE:
+                raise ValueError("offset >= 0 and 1 <= limit <= 1000")
+        except ValueError as exc:
+            return _error(400, "VALID_001", f"bad identifiers query: {exc}", request_id)
+        categories = query.get("category")
+        category = categories[0] if categories else None
+        listed = [
+            {"identifier": i, **metadata_for(i)}
+            for i in self.catalog
+            if category is None or metadata_for(i)["category"] == category
+        ]
+        return Fault.ok(
+            json={
+                "identifiers": listed[offset : offset + limit],
+                "total": len(listed),
+                "offset": offset,
+                "request_id": request_id,
+            }
+        )
 
     def _historical(self, identifier: str, query: dict[str, list[str]], request_id: str) -> Fault:
         def one(name: str, default: str | None = None) -> str | None:
@@ -239,12 +280,16 @@ async def serve_mock(
     enforce_rate_limit: bool = False,
     host: str = "127.0.0.1",
     port: int = 0,
+    catalog: Sequence[str] = DEFAULT_CATALOG,
+    chaos: Chaos | None = None,
 ) -> DataAPIMock:
     """A started mock provider of the REQ-001 data API on loopback (``port=0``: a free port).
 
     Point a client at ``server.base_url``; stop it with ``await server.stop()`` (or use the
     returned server in ``async with``, which stops it on exit).
     """
-    server = DataAPIMock(host, port, tier=tier, enforce_rate_limit=enforce_rate_limit)
+    server = DataAPIMock(
+        host, port, tier=tier, enforce_rate_limit=enforce_rate_limit, catalog=catalog, chaos=chaos
+    )
     await server.start()
     return server

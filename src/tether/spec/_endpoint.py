@@ -33,6 +33,7 @@ __all__ = [
     "ErrorResponseSpec",
     "FieldRef",
     "HeaderSpec",
+    "Incremental",
     "LinkHeaderPagination",
     "MappingRule",
     "NextUrlPagination",
@@ -41,6 +42,7 @@ __all__ = [
     "Pagination",
     "PaginationStop",
     "Parameter",
+    "Parent",
     "Performance",
     "Response",
     "SuccessResponse",
@@ -456,6 +458,43 @@ class EndpointCache(SpecModel):
     """Overrides the spec's ``cache.stale_if_error`` for this endpoint."""
 
 
+class Incremental(SpecModel):
+    """Incremental runs of the bulk job (``tether fetch``): only records newer than the last run's.
+
+    The job keeps, per input row, the highest ``cursor_field`` value it wrote, and the next run
+    sends it as ``start_param`` (less ``lookback``); records at or below the kept value that
+    were already written are skipped, so a run never writes a record twice.
+    """
+
+    cursor_field: JMESPath
+    """Where each record holds its cursor: a date, a timestamp or an increasing id (``date``)."""
+    start_param: str
+    """The request parameter that starts the records from a cursor value (``start``, ``since``)."""
+    end_param: str | None = None
+    """The request parameter that ends them (for ``--until`` and chunked backfills)."""
+    initial_value: Any = None
+    """The start of the first run, when no state is kept yet and ``--since`` is not given."""
+    lookback: Seconds | None = None
+    """Start this much before the kept value, to pick up late or changed records (a duration for
+    date and time cursors, ``3d``; the amount itself for numeric ones). Records in the window
+    are written again."""
+    chunk: Seconds | None = None
+    """Split a ``--since``/``--until`` range into chunks this long (a duration, or an amount for
+    numeric cursors) that run as separate units of work, in parallel."""
+
+
+class Parent(SpecModel):
+    """Fan-out: this endpoint's input rows are the records of another endpoint (across all its
+    pages), like a list of series whose observations are then fetched one series at a time."""
+
+    endpoint: str
+    """The parent endpoint of the same spec (``list_series``)."""
+    fields: Annotated[dict[str, str], Field(min_length=1)]
+    """Which field of each parent record fills which parameter of this endpoint (``{id: series_id}``)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Parameters for the parent's calls."""
+
+
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 Method = Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
@@ -516,6 +555,10 @@ class Endpoint(SpecModel):
     every endpoint's failures except those with ``false``."""
     data_mappings: DataMappings | None = None
     """Per-endpoint field mappings (replacing the spec's)."""
+    incremental: Incremental | None = None
+    """Incremental runs of the bulk job: the cursor field and the parameter that starts from it."""
+    parent: Parent | None = None
+    """Fan-out: the endpoint whose records become this endpoint's input rows."""
 
     @model_validator(mode="before")
     @classmethod
@@ -550,6 +593,21 @@ class Endpoint(SpecModel):
                     ("parameters", index, "name"),
                     f"path parameter {param.name!r} has no {{{param.name}}} in {self.path!r}",
                 )
+        names = {p.name for p in self.parameters}
+        incremental = self.incremental
+        if incremental is not None:
+            for attribute in ("start_param", "end_param"):
+                value = getattr(incremental, attribute)
+                if value is not None and value not in names:
+                    raise FieldRuleError(
+                        ("incremental", attribute), f"{value!r} is not a parameter of this endpoint"
+                    )
+        if self.parent is not None:
+            for field_name, target in self.parent.fields.items():
+                if target not in names:
+                    raise FieldRuleError(
+                        ("parent", "fields", field_name), f"{target!r} is not a parameter of this endpoint"
+                    )
         declared = {p.name for p in self.parameters if p.in_ == "path"}
         for name in placeholders:
             if name not in declared:

@@ -186,6 +186,20 @@ class Spec(SpecModel):
                     ("endpoints", name, "cache"),
                     "endpoint sets a cache ttl but the spec has no cache section",
                 )
+        for name, endpoint in self.endpoints.items():
+            parent = endpoint.parent
+            if parent is None:
+                continue
+            if parent.endpoint not in self.endpoints:
+                known = ", ".join(sorted(self.endpoints))
+                raise FieldRuleError(
+                    ("endpoints", name, "parent", "endpoint"),
+                    f"no endpoint {parent.endpoint!r} in this spec (endpoints: {known})",
+                )
+            if parent.endpoint == name:
+                raise FieldRuleError(
+                    ("endpoints", name, "parent", "endpoint"), "an endpoint cannot be its own parent"
+                )
         costs = self.costs
         unpriced = costs is not None and costs.subscription_fee is None and not costs.tiers
         if unpriced and costs is not None and costs.pricing_model == "subscription":
