@@ -25,7 +25,8 @@ are translated once, at the boundary where they happen, with ``raise ... from ex
     │   ├── RateLimitRejected           (also a RateLimitExceeded)
     │   └── RequestValidationError      (also a ValidationError)
     ├── SpecError                       SPEC_001     no: a spec or configuration problem
-    └── StateStoreError                 STATE_001    no: the shared state store failed
+    ├── StateStoreError                 STATE_001    no: the shared state store failed
+    └── JobError                        JOB_001      the bulk job cannot start or go on
 
 Every error carries ``error_code``, ``service``, ``endpoint``, ``request_id``, ``retry_after``
 (seconds, when known), ``status_code`` and ``response`` (when an HTTP response caused it), and
@@ -56,6 +57,7 @@ __all__ = [
     "BulkheadFull",
     "CircuitOpenError",
     "ConnectionError",
+    "JobError",
     "NotFoundError",
     "RateLimitExceeded",
     "RateLimitRejected",
@@ -307,6 +309,17 @@ class StateStoreError(TetherError):
     """The shared state store (SQLite, Redis) failed."""
 
     error_code = "STATE_001"
+
+
+class JobError(TetherError):
+    """The bulk job (``tether fetch``) cannot start or go on: its output or state file is
+    unusable, or it stopped on purpose (``reason``: ``max_failures``, ``upstream_down``)."""
+
+    error_code = "JOB_001"
+
+    def __init__(self, message: str, *, reason: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason
 
 
 # --- causes from backends ------------------------------------------------------------------------

@@ -684,6 +684,20 @@ class Integration:
             data = select_records(data, plan.endpoint.records)
         return self._result(plan, response, self._map(plan, data), ctx, started)
 
+    def validate(self, endpoint: str, /, **params: Any) -> None:
+        """Check ``params`` as ``call`` would (mapping, parameters, body) without sending
+        anything: ``RequestValidationError`` names what is wrong. Pagination's own controls
+        (a start page, offset or cursor) are accepted."""
+        plan = self._plan(endpoint)
+        values = dict(params)
+        pagination = plan.endpoint.pagination
+        if pagination is not None:
+            for attribute in _CONTROL_PARAMS:
+                name = getattr(pagination, attribute, None)
+                if name is not None and name not in plan.declared:
+                    values.pop(name, None)
+        self._validate(plan, values)
+
     async def paginate(self, endpoint: str, /, **params: Any) -> AsyncIterator[Any]:
         """The records of every page of ``endpoint``, in order, each page through the whole
         pipeline. An endpoint without ``pagination:`` is one page."""
