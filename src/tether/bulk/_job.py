@@ -298,7 +298,13 @@ class FetchJob:
 
     @property
     def stopping(self) -> str | None:
+        """Why the job is stopping (``interrupted``, ``max_failures``, ``upstream_down``), if it is."""
         return self._stopping
+
+    @property
+    def state_path(self) -> Path | None:
+        """The job's state file, once the job has opened it."""
+        return self._store.state_path if self._store is not None else None
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -330,9 +336,11 @@ class FetchJob:
         inc = self.options.incremental
         units: dict[str, _Unit] = {}
         duplicates = 0
+        managed = {inc.start_param, inc.end_param} if inc is not None else set()
         for row in rows:
             inputs = {**constants, **row.values}
-            row_key = _dumps(inputs)
+            # An incremental row is the same row whatever range it asks for this time.
+            row_key = _dumps({k: v for k, v in inputs.items() if k not in managed})
             ranges: list[tuple[Any, Any] | None] = [None]
             if inc is not None and inc.backfill:
                 ranges = self._ranges(inc, inputs, row.where)
