@@ -118,8 +118,9 @@ def _csv_rows(file: Path, text: str) -> list[InputRow]:
                 )
             rows.append(InputRow(dict(zip(header, fields, strict=True)), where, start))
     except csv.Error as exc:
-        line = reader.line_num or ended + 1
-        raise _fail(f"{file}:{line}", f"malformed CSV ({exc})", line=line) from None
+        line = ended + 1  # where the malformed record starts
+        hint = " (a quote opened here is never closed)" if "end of data" in str(exc) else ""
+        raise _fail(f"{file}:{line}", f"malformed CSV: {exc}{hint}", line=line) from None
     if header is None:
         raise _fail(str(file), "the CSV file is empty: it needs a header row naming the parameters")
     return rows
