@@ -48,7 +48,15 @@ async def test_dead_upstream_with_max_failures_exits_2_and_records_conn_001(tmp_
     spec = vendor_spec(tmp_path, f"http://127.0.0.1:{closed_port()}")
     out = tmp_path / "out.jsonl"
     code, stdout, err = await run_tether(
-        "fetch", str(spec), "get_item", "--each", str(rows_file(tmp_path)), "--out", str(out), "--max-failures", "3"
+        "fetch",
+        str(spec),
+        "get_item",
+        "--each",
+        str(rows_file(tmp_path)),
+        "--out",
+        str(out),
+        "--max-failures",
+        "3",
     )
     assert code == 2, err
     assert stdout == ""
@@ -85,7 +93,9 @@ async def test_wait_for_recovery_outlasts_a_short_outage(fault_server: FaultServ
     async with tether.open(spec) as api:
         rows = [InputRow({"id": f"ITEM-{i}"}, f"row {i}", i) for i in range(6)]
         options = JobOptions(concurrency=2, wait_for_recovery=30.0)
-        job = FetchJob(api, "get_item", parse_destination(str(tmp_path / "o.jsonl")), rows=rows, options=options)
+        job = FetchJob(
+            api, "get_item", parse_destination(str(tmp_path / "o.jsonl")), rows=rows, options=options
+        )
         report = await job.run()
     assert report.stopped is None, report.message
     assert report.progress.done + report.progress.failed == 6
@@ -102,13 +112,18 @@ async def test_the_failures_file_is_rewritten_on_resume(dataapi: DataAPIMock, tm
     rows = [InputRow({"identifier": i}, i, n) for n, i in enumerate(["ID-1", "ID-X", "MISSING-1"])]
     fast = {"retry": tether.Retry(attempts=2, initial=0.01, jitter=False), "breaker": None}
     for _ in range(2):
-        async with tether.open("specs/dataapi.yaml", environ=spec_environ(), base_url=dataapi.base_url, **fast) as api:
+        async with tether.open(
+            "specs/dataapi.yaml", environ=spec_environ(), base_url=dataapi.base_url, **fast
+        ) as api:
             report = await FetchJob(api, "get_data", parse_destination(str(out)), rows=rows).run()
     failures = lines(tmp_path / "out.jsonl.failures.jsonl")
     assert [f["input"] for f in failures] == [{"identifier": "MISSING-1"}]
     assert failures[0]["error"]["error_code"] == "NOTFOUND_001"  # type: ignore[index]
     assert report.progress.skipped == 1 and report.progress.done == 1
-    assert sorted(json.loads(x)["input"]["identifier"] for x in out.read_text().splitlines()) == ["ID-1", "ID-X"]
+    assert sorted(json.loads(x)["input"]["identifier"] for x in out.read_text().splitlines()) == [
+        "ID-1",
+        "ID-X",
+    ]
 
 
 async def test_a_dlq_marked_row_is_parked_once_and_a_replay_delivers_it_once(tmp_path: Path) -> None:

@@ -71,7 +71,9 @@ async def test_a_wrong_column_is_refused_before_any_request(dataapi: DataAPIMock
     """A misspelt column and a bad date: one error listing both rows by line; the mock's log is
     empty and no output file is created."""
     path = tmp_path / "in.csv"
-    path.write_text("identifer,start,end\nA-1,2024-01-01,2024-02-01\nA-2,2024-13-01,2024-02-01\n", encoding="utf-8")
+    path.write_text(
+        "identifer,start,end\nA-1,2024-01-01,2024-02-01\nA-2,2024-13-01,2024-02-01\n", encoding="utf-8"
+    )
     out = tmp_path / "out.jsonl"
     async with tether.open("specs/dataapi.yaml", environ=spec_environ(), base_url=dataapi.base_url) as api:
         job = FetchJob(api, "get_historical", parse_destination(str(out)), rows=read_inputs(path))
@@ -83,7 +85,9 @@ async def test_a_wrong_column_is_refused_before_any_request(dataapi: DataAPIMock
     assert not out.exists()
 
 
-async def test_a_corrupt_resumed_output_is_refused_not_a_traceback(dataapi: DataAPIMock, tmp_path: Path) -> None:
+async def test_a_corrupt_resumed_output_is_refused_not_a_traceback(
+    dataapi: DataAPIMock, tmp_path: Path
+) -> None:
     """An output edited by hand (last line not JSON, or no 'input') and an output the job did not
     write are JobErrors on resume: nothing is appended to them."""
     out = tmp_path / "out.jsonl"
