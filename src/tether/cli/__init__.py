@@ -24,6 +24,7 @@ def _register() -> None:
         _mock,
         _schema,
         _status,
+        _stream,
     )
 
 

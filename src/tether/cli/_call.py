@@ -121,12 +121,19 @@ def _printer(echo: Callable[[str], None]) -> Callable[[Event], None]:
 
 
 async def _run(
-    spec: Path, endpoint: str, pairs: list[str], env: str | None, verbose: bool, echo: Callable[[str], None]
+    spec: Path,
+    endpoint: str,
+    pairs: list[str],
+    env: str | None,
+    verbose: bool,
+    echo: Callable[[str], None],
+    base_url: str | None = None,
 ) -> Any:
     loaded = load(spec, env=env)
     params = parse_params(pairs, loaded.endpoints.get(endpoint))
     listeners = [_printer(echo)] if verbose else []
-    async with open_integration(loaded, listeners=listeners) as api:
+    overrides: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    async with open_integration(loaded, listeners=listeners, **overrides) as api:
         result = await api.call(endpoint, **params)
     return result.data
 
@@ -146,6 +153,9 @@ def call_command(
         typer.Option("--param", "-p", help="A parameter as name=value (repeat for more)."),
     ] = None,
     env: Annotated[str | None, typer.Option("--env", "-e", help="The environment to call.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Send to this base URL instead of the spec's (a sandbox, tether mock).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each attempt.")] = False,
 ) -> None:
     """Make one call through the full pipeline and print the result data as JSON."""
@@ -154,7 +164,7 @@ def call_command(
         typer.echo(line, err=True)
 
     try:
-        data = asyncio.run(_run(spec, endpoint, param or [], env, verbose, to_stderr))
+        data = asyncio.run(_run(spec, endpoint, param or [], env, verbose, to_stderr, base_url))
     except TetherError as exc:
         typer.echo(redact_text(f"error: {exc.error_code} {type(exc).__name__}: {exc}"), err=True)
         raise typer.Exit(1) from None

@@ -25,9 +25,10 @@ __all__ = ["collect_status"]
 _SECTIONS = ("breaker", "limiter", "bulkhead", "cache", "budget", "rights", "fallback", "auth", "dlq")
 
 
-async def collect_status(spec: Path, env: str | None) -> dict[str, Any]:
+async def collect_status(spec: Path, env: str | None, base_url: str | None = None) -> dict[str, Any]:
     """The integration's status as read from its state store."""
-    async with open_integration(spec, env=env) as integration:
+    overrides: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    async with open_integration(spec, env=env, **overrides) as integration:
         return await integration.fetch_status()
 
 
@@ -69,13 +70,16 @@ def _render(status: dict[str, Any], console: Console) -> None:
 @app.command()
 def status(
     spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The integration spec.")],
-    env: Annotated[str | None, typer.Option("--env", help="Environment (default: TETHER_ENV).")] = None,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Environment (default: TETHER_ENV).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="The base URL instead of the spec's (a sandbox, tether mock).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the snapshot as JSON.")] = False,
 ) -> None:
     """Show breaker, limiter, budget, DLQ and SLA state from the spec's state store."""
     console = Console()
     try:
-        snapshot = asyncio.run(collect_status(spec, env))
+        snapshot = asyncio.run(collect_status(spec, env, base_url))
     except TetherError as exc:
         Console(stderr=True).print(f"[red]error[/red]: {exc.error_code} {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
