@@ -8,10 +8,10 @@ import re
 import signal
 from pathlib import Path
 
+from bulk_helpers import SPEC, environ, run_tether, tether_command, write_csv
+
 from tether.dataapi._mock import DataAPIMock
 from tether.mock import Fault
-
-from bulk_helpers import SPEC, environ, run_tether, tether_command, write_csv
 
 
 def _slow(dataapi: DataAPIMock, seconds: float) -> None:
@@ -31,8 +31,8 @@ async def test_off_a_terminal_progress_lines_go_to_stderr_and_stdout_carries_onl
     _slow(dataapi, 0.1)
     each = write_csv(tmp_path / "hist.csv")
     code, out, err = await run_tether(
-        "fetch", str(SPEC), "get_historical", "--each", str(each), "--out", "-", "--base-url", dataapi.base_url,
-        "--full-refresh", "--concurrency", "1", "--progress-every", "0.2",
+        "fetch", str(SPEC), "get_historical", "--each", str(each), "--out", "-",
+        "--base-url", dataapi.base_url, "--full-refresh", "--concurrency", "1", "--progress-every", "0.2",
     )  # fmt: skip
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]

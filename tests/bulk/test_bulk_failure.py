@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bulk_helpers import closed_port, run_tether, spec_environ
+
 import tether
 from tether.bulk import FetchJob, InputRow, JobOptions, parse_destination
 from tether.dataapi._mock import DataAPIMock
 from tether.mock import Fault, FaultServer
-
-from bulk_helpers import closed_port, run_tether, spec_environ
 
 VENDOR = """
 service: {{name: vendor, base_url: "{url}"}}
@@ -149,13 +149,12 @@ async def test_a_dlq_marked_row_is_parked_once_and_a_replay_delivers_it_once(tmp
     assert len(entries) == len(attempted)  # one per row
     server = FaultServer(port=port)
     server.route("GET", "/items/{id}", Fault.echo())
-    async with server:
-        async with tether.open(spec) as api:
-            assert api.dlq is not None
-            replayer = api.replayer()
-            for _ in range(5):
-                await replayer.run_once()
-            remaining = await api.dlq.counts()
+    async with server, tether.open(spec) as api:
+        assert api.dlq is not None
+        replayer = api.replayer()
+        for _ in range(5):
+            await replayer.run_once()
+        remaining = await api.dlq.counts()
     delivered = sorted(r.path for r in server.log)
     assert delivered == sorted(f"/items/{i}" for i in attempted)
     assert remaining.total == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bulk_helpers import SPEC, closed_port, spec_environ
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -14,8 +15,6 @@ import tether
 from tether.bulk import FetchJob, parse_destination, read_inputs
 from tether.cli import _register, app
 from tether.errors import TetherError
-
-from bulk_helpers import SPEC, closed_port, spec_environ
 
 SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
 PIECES = [
@@ -73,7 +72,8 @@ def test_hostile_input_files_through_the_cli_exit_cleanly(tmp_path_factory, data
         f'service: {{name: v, base_url: "http://127.0.0.1:{closed_port()}"}}\n'
         "retry: {max_attempts: 1}\ncircuit_breaker: {enabled: false}\n"
         "endpoints:\n  get:\n    path: /items/{identifier}\n"
-        "    parameters: [{name: identifier, in: path, type: string, required: true, pattern: '^[A-Z0-9-]{1,20}$'}]\n",
+        "    parameters:\n"
+        "      - {name: identifier, in: path, type: string, required: true, pattern: '^[A-Z0-9-]{1,20}$'}\n",
         encoding="utf-8",
     )
     each = folder / f"in{suffix}"

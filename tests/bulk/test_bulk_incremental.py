@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bulk_helpers import jsonl_records, spec_environ, write_csv
+
 import tether
 from tether.bulk import FetchJob, Incremental, InputRow, JobOptions, Parent, parse_destination, read_inputs
 from tether.dataapi._mock import DEFAULT_CATALOG, DataAPIMock
-
-from bulk_helpers import jsonl_records, spec_environ, write_csv
 
 CURSOR = Incremental(cursor_field="date", start_param="start", end_param="end")
 

@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from bulk_helpers import IDS, YEAR, run_tether, spec_environ, write_csv
 
 import tether
 from tether.bulk import FetchJob, JobOptions, parse_destination, read_inputs
 from tether.dataapi._mock import DataAPIMock
 from tether.errors import JobError, RequestValidationError
-
-from bulk_helpers import IDS, YEAR, run_tether, spec_environ, write_csv
 
 
 def test_a_utf8_bom_is_stripped_from_the_first_column_name(tmp_path: Path) -> None:
@@ -102,7 +101,7 @@ async def test_a_corrupt_resumed_output_is_refused_not_a_traceback(
         no_input = b'{"x":"' + b"y" * (len(last) - 9) + b'"}\n'
         for bad in (not_json, no_input, last[:-10] + b"\n"):
             out.write_bytes(head + bad)
-            with pytest.raises(JobError, match="changed outside tether|written"):
+            with pytest.raises(JobError, match=r"changed outside tether|written"):
                 await FetchJob(api, "get_historical", parse_destination(str(out)), rows=rows).run()
         stranger = tmp_path / "theirs.jsonl"
         stranger.write_text(json.dumps({"x": 1}) + "\n", encoding="utf-8")
@@ -116,8 +115,8 @@ async def test_cli_reports_input_problems_without_a_traceback(dataapi: DataAPIMo
     path = tmp_path / "in.csv"
     path.write_text(f'identifier,start,end\n"A1,{YEAR[0]},{YEAR[1]}\n', encoding="utf-8")
     code, out, err = await run_tether(
-        "fetch", "specs/dataapi.yaml", "get_historical", "--each", str(path), "--out", str(tmp_path / "o.jsonl"),
-        "--base-url", dataapi.base_url,
+        "fetch", "specs/dataapi.yaml", "get_historical", "--each", str(path),
+        "--out", str(tmp_path / "o.jsonl"), "--base-url", dataapi.base_url,
     )  # fmt: skip
     assert code == 1
     assert "Traceback" not in err and out == ""

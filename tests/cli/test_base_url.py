@@ -8,9 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bulk"))
 
-from bulk_helpers import closed_port, run_tether  # noqa: E402
+from bulk_helpers import closed_port, run_tether
 
-from tether.mock import Fault, FaultServer  # noqa: E402
+from tether.mock import Fault, FaultServer
 
 SPEC = """
 service:
@@ -34,11 +34,15 @@ def _spec(tmp_path: Path, sandbox: str) -> Path:
     return path
 
 
-async def test_call_goes_to_the_base_url_given_or_to_the_environment(fault_server: FaultServer, tmp_path: Path) -> None:
+async def test_call_goes_to_the_base_url_given_or_to_the_environment(
+    fault_server: FaultServer, tmp_path: Path
+) -> None:
     """The spec's own base URL is a closed port: --base-url and --env sandbox both reach the mock."""
     fault_server.route("GET", "/items/{id}", Fault.echo())
     spec = _spec(tmp_path, fault_server.url)
-    code, out, err = await run_tether("call", str(spec), "get_item", "-p", "id=A-1", "--base-url", fault_server.url)
+    code, out, err = await run_tether(
+        "call", str(spec), "get_item", "-p", "id=A-1", "--base-url", fault_server.url
+    )
     assert code == 0, err
     assert json.loads(out)["path"] == "/items/A-1"
     code, out, err = await run_tether("call", str(spec), "get_item", "-p", "id=A-2", "--env", "sandbox")
@@ -49,8 +53,12 @@ async def test_call_goes_to_the_base_url_given_or_to_the_environment(fault_serve
 
 async def test_stream_prints_each_event_from_the_base_url(fault_server: FaultServer, tmp_path: Path) -> None:
     """tether stream SPEC ENDPOINT --base-url URL prints the events as JSON lines."""
-    fault_server.route("GET", "/events", Fault.sse([{"event": "tick", "data": "1", "id": "a"}, {"data": "2"}]))
-    code, out, err = await run_tether("stream", str(_spec(tmp_path, "http://127.0.0.1:9")), "events", "--base-url", fault_server.url)
+    fault_server.route(
+        "GET", "/events", Fault.sse([{"event": "tick", "data": "1", "id": "a"}, {"data": "2"}])
+    )
+    code, out, err = await run_tether(
+        "stream", str(_spec(tmp_path, "http://127.0.0.1:9")), "events", "--base-url", fault_server.url
+    )
     assert code == 0, err
     assert [json.loads(line) for line in out.splitlines()] == [
         {"event": "tick", "data": "1", "id": "a"},
@@ -60,6 +68,8 @@ async def test_stream_prints_each_event_from_the_base_url(fault_server: FaultSer
 
 async def test_status_reports_the_base_url_given(tmp_path: Path) -> None:
     """tether status --base-url shows that base URL (nothing is sent to it)."""
-    code, out, err = await run_tether("status", str(_spec(tmp_path, "http://127.0.0.1:9")), "--base-url", "http://127.0.0.1:9/v9", "--json")
+    code, out, err = await run_tether(
+        "status", str(_spec(tmp_path, "http://127.0.0.1:9")), "--base-url", "http://127.0.0.1:9/v9", "--json"
+    )
     assert code == 0, err
     assert json.loads(out)["base_url"] == "http://127.0.0.1:9/v9"

@@ -43,7 +43,6 @@ from tether.errors import (
     APIError,
     CircuitOpenError,
     ConnectionError,
-    JobError,
     RequestValidationError,
     SpecError,
     TetherError,
@@ -644,9 +643,9 @@ class FetchJob:
         out: list[Any] = []
         for record in records:
             value = parse_cursor(search(inc.cursor_field, record)) if isinstance(record, Mapping) else None
-            if value is not None and floor is not None and not inc.lookback and not inc.backfill:
-                if value < floor or (value == floor and record_hash(record) in seen_at_floor):
-                    continue
+            skips = value is not None and floor is not None and not inc.lookback and not inc.backfill
+            if skips and (value < floor or (value == floor and record_hash(record) in seen_at_floor)):  # type: ignore[operator]
+                continue
             out.append(record)
             if value is None or inc.backfill:
                 continue

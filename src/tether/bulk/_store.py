@@ -177,7 +177,26 @@ def _cell(value: Any) -> Any:
 
 def _payload(shaped: Mapping[str, Any]) -> Any:
     """What a shaped record carries: ``{"data": record}`` (per record) or the page itself."""
-    return shaped["data"] if "data" in shaped else shaped
+    return shaped.get("data", shaped)
+
+
+def _replace_file(path: Path, entries: list[dict[str, Any]]) -> int:
+    """``path`` atomically rewritten as JSON Lines of ``entries`` (removed when there are none)."""
+    if not entries:
+        path.unlink(missing_ok=True)
+        return 0
+    fd, temp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for entry in entries:
+                fh.write(_dumps(entry) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return len(entries)
 
 
 def _quote(name: str) -> str:
@@ -360,7 +379,8 @@ class JobStore:
         """Every unit that is failed now, as failures-file entries."""
 
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            query = f"SELECT unit, input, error, pages, location FROM {_UNITS} WHERE status = 'failed' ORDER BY rowid"
+            query = f"SELECT unit, input, error, pages, location FROM {_UNITS} WHERE status = 'failed' "
+            query += "ORDER BY rowid"
             return [
                 {"input": json.loads(r[1]), "error": _loads(r[2]), "pages_written": r[3], "where": r[4]}
                 for r in conn.execute(query)
@@ -454,7 +474,8 @@ class JobStore:
     @staticmethod
     def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
         conn.execute(
-            f"INSERT INTO {_META} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            f"INSERT INTO {_META} (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
@@ -546,21 +567,7 @@ class JobStore:
         """Rewrite ``path`` (atomically) to hold exactly the units failing now; returns how many.
         With none, the file is removed."""
         entries = await self.failures()
-        if not entries:
-            path.unlink(missing_ok=True)
-            return 0
-        fd, temp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                for entry in entries:
-                    fh.write(_dumps(entry) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return len(entries)
+        return await self._db.run(lambda _conn: _replace_file(path, entries))
 
     async def close(self) -> None:
         try:

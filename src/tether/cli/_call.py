@@ -154,7 +154,10 @@ def call_command(
     ] = None,
     env: Annotated[str | None, typer.Option("--env", "-e", help="The environment to call.")] = None,
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="Send to this base URL instead of the spec's (a sandbox, tether mock).")
+        str | None,
+        typer.Option(
+            "--base-url", help="Send to this base URL instead of the spec's (a sandbox, tether mock)."
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each attempt.")] = False,
 ) -> None:

@@ -113,7 +113,9 @@ async def run_demo(
         options = JobOptions(concurrency=6, params={"start": START.isoformat(), "end": END.isoformat()})
         parent = Parent("list_identifiers", {"identifier": "identifier"})
         async with tether.open(SPEC, environ=environ, **overrides) as api:
-            first = FetchJob(api, "get_historical", parse_destination(str(out)), parent=parent, options=options)
+            first = FetchJob(
+                api, "get_historical", parse_destination(str(out)), parent=parent, options=options
+            )
             crash = asyncio.ensure_future(first.run())
             while first.progress.pages < 12 and not crash.done():
                 await asyncio.sleep(0.02)
@@ -124,8 +126,12 @@ async def run_demo(
                 f"[bold]crash![/bold] the job was stopped abruptly after {first.progress.pages} pages "
                 f"({first.progress.records} records committed); running it again resumes there."
             )
-            second = FetchJob(api, "get_historical", parse_destination(str(out)), parent=parent, options=options)
-            report.second = await run_job(second, console=console, on_terminal=console.is_terminal, progress_every=2.0)
+            second = FetchJob(
+                api, "get_historical", parse_destination(str(out)), parent=parent, options=options
+            )
+            report.second = await run_job(
+                second, console=console, on_terminal=console.is_terminal, progress_every=2.0
+            )
         for entry in server.log:
             report.requests += 1
             report.provider[_fault_kind(entry.status, entry.fault)] += 1
@@ -154,7 +160,9 @@ def _check(out: Path, catalog: tuple[str, ...], report: DemoReport) -> None:
 
 def _summary(report: DemoReport, console: Console) -> None:
     asked = Table(title="What was asked", show_header=False, title_justify="left")
-    asked.add_row("list the identifiers", f"{report.identifiers}, from list_identifiers (2 pages of up to 10)")
+    asked.add_row(
+        "list the identifiers", f"{report.identifiers}, from list_identifiers (2 pages of up to 10)"
+    )
     asked.add_row("for each, its daily history", f"{START} … {END}: 366 records, 4 pages of 100")
     asked.add_row("records in all", str(report.expected))
     console.print(asked)
@@ -179,12 +187,18 @@ def _summary(report: DemoReport, console: Console) -> None:
     did = Table(title="What tether did", show_header=False, title_justify="left")
     did.add_row("retries", str(report.events.get(ev.RETRY_SCHEDULED, 0)))
     did.add_row("waits to stay under the rate limit", str(report.events.get(ev.LIMITER_QUEUED, 0)))
-    did.add_row("circuit opened / closed", f"{report.events.get(ev.BREAKER_OPENED, 0)} / {report.events.get(ev.BREAKER_CLOSED, 0)}")
+    did.add_row(
+        "circuit opened / closed",
+        f"{report.events.get(ev.BREAKER_OPENED, 0)} / {report.events.get(ev.BREAKER_CLOSED, 0)}",
+    )
     second = report.second
     if second is not None:
         did.add_row("rows waited for an open circuit", str(second.progress.circuit_waits))
         did.add_row("rows failed", str(second.progress.failed))
-    did.add_row("crash, then resume", f"{report.written_before_crash} records kept; the rest fetched after the restart")
+    did.add_row(
+        "crash, then resume",
+        f"{report.written_before_crash} records kept; the rest fetched after the restart",
+    )
     console.print(did)
 
     verdict = (

@@ -72,7 +72,8 @@ def status(
     spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The integration spec.")],
     env: Annotated[str | None, typer.Option("--env", "-e", help="Environment (default: TETHER_ENV).")] = None,
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="The base URL instead of the spec's (a sandbox, tether mock).")
+        str | None,
+        typer.Option("--base-url", help="The base URL instead of the spec's (a sandbox, tether mock)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the snapshot as JSON.")] = False,
 ) -> None:

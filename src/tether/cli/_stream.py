@@ -43,7 +43,10 @@ def stream_command(
     ] = None,
     env: Annotated[str | None, typer.Option("--env", "-e", help="The environment to call.")] = None,
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="Send to this base URL instead of the spec's (a sandbox, tether mock).")
+        str | None,
+        typer.Option(
+            "--base-url", help="Send to this base URL instead of the spec's (a sandbox, tether mock)."
+        ),
     ] = None,
 ) -> None:
     """Print a streaming endpoint's events as JSON lines as they arrive."""
