@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, Self
@@ -23,6 +24,7 @@ from tether._context import CONTEXT_KEY, CallContext
 from tether._redact import redact_url
 from tether._units import Duration
 from tether.auth import AuthLike, as_auth
+from tether.cassette import Cassette, CassetteTransport, RecordMode, as_cassette
 from tether.errors import TetherError, error_for_status
 from tether.events import EventBus, Listener
 from tether.pipeline._base import Pipeline, PolicyEnv, PolicyOptions
@@ -68,7 +70,9 @@ class Client:
     The client starts lazily (on the first request) and must be closed with ``aclose()`` or used
     as ``async with``. ``classify`` (a ``ResponseClassifier``) sees every response before the
     default status mapping, in the innermost stage, so what it raises is retried, counted by the
-    breaker and refreshed by auth like an error status; unset, it costs nothing.
+    breaker and refreshed by auth like an error status; unset, it costs nothing. ``cassette``
+    (a path or a ``tether.cassette.Cassette``) records the exchanges under the whole pipeline and
+    replays them offline; ``record`` is its mode (``once``, ``new``, ``none``, ``all``).
     """
 
     def __init__(
@@ -96,6 +100,8 @@ class Client:
         listeners: Iterable[Listener] = (),
         clock: Clock | None = None,
         classify: ResponseClassifier | None = None,
+        cassette: Cassette | str | os.PathLike[str] | None = None,
+        record: RecordMode | None = None,
     ) -> None:
         self._base_url = _normalise_base(base_url)
         self._headers = httpx2.Headers(_DEFAULT_HEADERS)
@@ -121,6 +127,20 @@ class Client:
         self._classify = classify
         self._transport = transport
         self._owns_transport = transport is None
+        #: The cassette this client records to and replays from (``cassette=``), else ``None``.
+        self.cassette: Cassette | None = None
+        if cassette is not None:
+            self.cassette = as_cassette(cassette, record)
+            self._transport = CassetteTransport(
+                self.cassette,
+                connect=lambda: create_transport(self.engine),
+                inner=transport,
+                base_url=str(self._base_url) if self._base_url is not None else None,
+                service=self.service,
+            )
+            self._owns_transport = True  # it saves the cassette; it closes only an engine it made
+        elif record is not None:
+            raise ValueError("record= needs a cassette= to record to")
         self._closed = False
         self.store = open_store(state)
         self._owns_store = not isinstance(state, StateStore)

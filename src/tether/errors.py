@@ -22,6 +22,7 @@ are translated once, at the boundary where they happen, with ``raise ... from ex
     │   ├── BudgetExceeded              BUDGET_001   no
     │   ├── RightsViolationError        RIGHTS_001   no
     │   ├── BlockedDestinationError     SSRF_001     no
+    │   ├── CassetteError               CASSETTE_001 no: a cassette has no recorded answer
     │   ├── RateLimitRejected           (also a RateLimitExceeded)
     │   └── RequestValidationError      (also a ValidationError)
     ├── SpecError                       SPEC_001     no: a spec or configuration problem
@@ -55,6 +56,7 @@ __all__ = [
     "BlockedDestinationError",
     "BudgetExceeded",
     "BulkheadFull",
+    "CassetteError",
     "CircuitOpenError",
     "ConnectionError",
     "JobError",
@@ -288,6 +290,13 @@ class BlockedDestinationError(Rejected):
 
     error_code = "SSRF_001"
     error_type = "ConnectionError"
+
+
+class CassetteError(Rejected):
+    """A cassette could not answer: no recorded exchange matches the request (the message names
+    the closest recorded one), or the cassette file is missing or unreadable. Nothing was sent."""
+
+    error_code = "CASSETTE_001"
 
 
 class SpecError(TetherError):
