@@ -172,6 +172,7 @@ from tether.pipeline.retry import (
 )
 from tether.pipeline.rights import Rights
 from tether.spec._endpoint import Endpoint, WaitSource
+from tether.spec._model import SANDBOX
 from tether.spec._ops import Costs, ErrorMapping, FallbackBehavior
 from tether.spec._sections import Dlq as SpecDlq
 from tether.spec._sections import Timeouts as SpecTimeouts
@@ -478,6 +479,28 @@ def _secret_value(ref: Any, environ: Mapping[str, str] | None, interval: float |
     return ref.resolve(environ)
 
 
+#: The secrets ``testing.integration_tests.test_credentials`` replaces in the sandbox environment.
+_SANDBOX_REPLACES: Final = frozenset({"secret", "password", "client_secret"})
+
+
+def _sandbox_secret(spec: Spec, environ: Mapping[str, str] | None, interval: float | None) -> Any:
+    """The sandbox's credential source when the spec was loaded for ``env="sandbox"``: an
+    environment variable (``${VAR}``), else a secrets file (``path`` or ``path#key``)."""
+    tests = spec.testing.integration_tests if spec.testing is not None else None
+    ref = tests.test_credentials if tests is not None else None
+    if ref is None or spec.environment != SANDBOX:
+        return None
+    if ref.variables:
+        return _secret_value(ref, environ, interval)
+    path, _, key = ref.template.partition("#")
+    source: dict[str, Any] = {"file": path}
+    if key:
+        source["key"] = key
+    if interval is not None:
+        source["refresh_interval"] = interval
+    return source
+
+
 def auth_from(
     spec: Spec, *, base_dir: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> AuthOptions | None:
@@ -492,8 +515,11 @@ def auth_from(
     config = section.config
     scheme = section.scheme
     interval = config.refresh_interval
+    sandbox = _sandbox_secret(spec, environ, interval)
 
     def secret(key: str) -> Any:
+        if sandbox is not None and key in _SANDBOX_REPLACES:
+            return sandbox
         return _secret_value(getattr(config, key), environ, interval)
 
     out: dict[str, Any] = {}

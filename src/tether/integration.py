@@ -107,6 +107,7 @@ from tether.spec._endpoint import Endpoint, MappingRule
 from tether.spec._loader import load
 from tether.spec._model import Spec
 from tether.spec._sections import Streaming
+from tether.spec._testing import cassette_path
 from tether.stream import SSEEvent, stream_events
 from tether.validation import PreparedParams, validate_body, validate_params, validate_response
 
@@ -243,6 +244,9 @@ class Integration:
                 f"unknown tether.open() keywords {unknown}; tether.Client takes {sorted(_CLIENT_KEYWORDS)}"
             )
         self.spec = spec
+        cassette = overrides.get("cassette")
+        if isinstance(cassette, str | os.PathLike):  # a relative name lives in fixtures_location
+            overrides["cassette"] = cassette_path(spec, cassette)
         self._clock: Clock = overrides.get("clock") or system_clock
         #: The dead-letter queue (``dlq`` section or ``queue`` strategy), else ``None``.
         self.dlq: DLQBackend | None = None

@@ -34,7 +34,15 @@ from tether.cassette._format import CassetteData, CassetteRequest, Interaction, 
 from tether.cassette._scrub import Filters
 from tether.errors import CassetteError
 
-__all__ = ["DEFAULT_MATCH_ON", "MATCHERS", "RECORD_MODES", "BeforeRecord", "Cassette", "Matcher", "RecordMode"]
+__all__ = [
+    "DEFAULT_MATCH_ON",
+    "MATCHERS",
+    "RECORD_MODES",
+    "BeforeRecord",
+    "Cassette",
+    "Matcher",
+    "RecordMode",
+]
 
 RecordMode = Literal["once", "new", "none", "all"]
 RECORD_MODES: Final[tuple[str, ...]] = get_args(RecordMode)
@@ -68,7 +76,9 @@ def _query(url: str) -> list[tuple[str, str]]:
 
 
 def _same_url(a: CassetteRequest, b: CassetteRequest) -> bool:
-    return _origin(a.url) == _origin(b.url) and _path(a.url) == _path(b.url) and _query(a.url) == _query(b.url)
+    return (
+        _origin(a.url) == _origin(b.url) and _path(a.url) == _path(b.url) and _query(a.url) == _query(b.url)
+    )
 
 
 #: The matchers ``match_on`` may name.
@@ -90,8 +100,10 @@ def _differences(live: CassetteRequest, recorded: CassetteRequest, names: Sequen
         if name == "method" and live.method != recorded.method:
             out.append(f"method {live.method} (recorded {recorded.method})")
         elif name in ("url", "scheme", "host", "port") and _origin(live.url) != _origin(recorded.url):
-            out.append(f"origin {'://'.join(_origin(live.url)[:2]) or 'base URL'} (recorded "
-                       f"{'://'.join(_origin(recorded.url)[:2]) or 'base URL'})")
+            out.append(
+                f"origin {'://'.join(_origin(live.url)[:2]) or 'base URL'} (recorded "
+                f"{'://'.join(_origin(recorded.url)[:2]) or 'base URL'})"
+            )
         elif name in ("url", "path") and _path(live.url) != _path(recorded.url):
             out.append(f"path {_path(live.url)!r} (recorded {_path(recorded.url)!r})")
         elif name in ("url", "query") and _query(live.url) != _query(recorded.url):
@@ -328,9 +340,7 @@ class Cassette:
         return self.with_record(self.record)
 
 
-def as_cassette(
-    cassette: Cassette | str | os.PathLike[str], record: RecordMode | None = None
-) -> Cassette:
+def as_cassette(cassette: Cassette | str | os.PathLike[str], record: RecordMode | None = None) -> Cassette:
     """A ``Cassette`` from ``Client(cassette=..., record=...)``'s arguments."""
     if isinstance(cassette, Cassette):
         if record is not None and record != cassette.record:
@@ -340,5 +350,7 @@ def as_cassette(
             )
         return cassette
     if not isinstance(cassette, str | os.PathLike):
-        raise TypeError(f"cassette must be a path or a tether.cassette.Cassette, got {type(cassette).__name__}")
+        raise TypeError(
+            f"cassette must be a path or a tether.cassette.Cassette, got {type(cassette).__name__}"
+        )
     return Cassette(cassette, record=record or "once")

@@ -54,8 +54,14 @@ class Filters:
     fields: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, headers: Iterable[str] = (), params: Iterable[str] = (), fields: Iterable[str] = ()) -> Filters:
-        for group, names in (("filter_headers", headers), ("filter_params", params), ("filter_fields", fields)):
+    def of(
+        cls, headers: Iterable[str] = (), params: Iterable[str] = (), fields: Iterable[str] = ()
+    ) -> Filters:
+        for group, names in (
+            ("filter_headers", headers),
+            ("filter_params", params),
+            ("filter_fields", fields),
+        ):
             if isinstance(names, str):
                 raise TypeError(f"{group} takes a list of names, not the string {names!r}")
         return cls(

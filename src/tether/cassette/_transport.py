@@ -17,7 +17,15 @@ import httpx2
 from tether import errors
 from tether.cassette._cassette import Cassette
 from tether.cassette._format import Body, CassetteRequest, CassetteResponse, Failure, Interaction
-from tether.cassette._scrub import Filters, scrub_bytes, scrub_form, scrub_headers, scrub_json, scrub_text, scrub_url
+from tether.cassette._scrub import (
+    Filters,
+    scrub_bytes,
+    scrub_form,
+    scrub_headers,
+    scrub_json,
+    scrub_text,
+    scrub_url,
+)
 from tether.errors import CassetteError, TetherError
 from tether.transport._body import has_no_body, is_streamed
 
@@ -121,7 +129,9 @@ class _ReplayStream(httpx2.AsyncByteStream):
 class _RecordingStream(httpx2.AsyncByteStream):
     """Passes a live stream through and hands what was read to ``finish`` once it ends."""
 
-    def __init__(self, inner: httpx2.AsyncByteStream, finish: Callable[[bytes, TetherError | None], None]) -> None:
+    def __init__(
+        self, inner: httpx2.AsyncByteStream, finish: Callable[[bytes, TetherError | None], None]
+    ) -> None:
         self._inner = inner
         self._finish = finish
         self._chunks: list[bytes] = []

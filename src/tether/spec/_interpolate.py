@@ -25,9 +25,15 @@ __all__ = ["SECRET_KEYS", "interpolate", "is_secret_path"]
 SECRET_KEYS: Final = frozenset({"secret", "client_secret", "password", "refresh_token", "private_key"})
 
 
+#: Other key paths whose values are secrets (the sandbox environment's credential).
+SECRET_PATHS: Final[frozenset[KeyPath]] = frozenset({("testing", "integration_tests", "test_credentials")})
+
+
 def is_secret_path(path: KeyPath) -> bool:
     """Whether a key path holds a secret that is resolved late (``authentication.config.secret``)."""
-    return len(path) == 3 and path[0] == "authentication" and path[1] == "config" and path[2] in SECRET_KEYS
+    if len(path) == 3 and path[0] == "authentication" and path[1] == "config" and path[2] in SECRET_KEYS:
+        return True
+    return path in SECRET_PATHS
 
 
 Problems = list[tuple[KeyPath, str]]

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from tether.spec._errors import Problem, SpecLoadError, dotted, problems_from_validation
 from tether.spec._interpolate import interpolate
-from tether.spec._model import Spec
+from tether.spec._model import SANDBOX, Spec
 from tether.spec._normalize import ENDPOINT_BLOCKS, normalize_spec
 from tether.spec._refs import resolve_refs
 from tether.spec._yaml import KeyPath, Location, Marks, parse
@@ -70,6 +70,13 @@ def _key_paths(data: Any, path: KeyPath = ()) -> set[KeyPath]:
     return out
 
 
+def _sandbox_url(data: dict[str, Any]) -> Any:
+    """``testing.integration_tests.sandbox_url`` of raw spec data, when written."""
+    testing = data.get("testing")
+    tests = testing.get("integration_tests") if isinstance(testing, dict) else None
+    return tests.get("sandbox_url") if isinstance(tests, dict) else None
+
+
 def _select_environment(
     data: dict[str, Any], env: str | None, environ: Mapping[str, str], marks: Marks
 ) -> tuple[str | None, list[Problem]]:
@@ -101,6 +108,8 @@ def _select_environment(
                 )
             ]
         return None, []
+    if name == SANDBOX and name not in environments and _sandbox_url(data) is not None:
+        return name, []
     if not environments:
         return None, []
     if name not in environments:
@@ -181,6 +190,8 @@ def load(
     problems += env_problems
 
     def unselected(path: KeyPath) -> bool:
+        if path == ("testing", "integration_tests", "sandbox_url"):
+            return selected != SANDBOX
         return len(path) >= 3 and path[:2] == ("service", "environments") and path[2] != selected
 
     data, interp_problems, unresolved = interpolate(data, marks, environment, lenient=unselected)
@@ -204,7 +215,7 @@ def load(
     spec._keys = frozenset(_key_paths(data))
     spec._key_locations = dict(marks.keys)
     if selected is not None:
-        spec._environment, spec._base_url = selected, spec.service.environments[selected]
+        spec._environment, spec._base_url = selected, spec.environment_urls()[selected]
     elif spec.service.base_url is not None:
         spec._environment, spec._base_url = None, spec.service.base_url
     return spec

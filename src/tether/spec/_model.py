@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
@@ -46,7 +46,10 @@ from tether.spec._sections import (
 from tether.spec._types import FieldRuleError
 from tether.spec._yaml import KeyPath, Location
 
-__all__ = ["Spec"]
+__all__ = ["SANDBOX", "Spec"]
+
+#: The environment ``testing.integration_tests.sandbox_url`` (and ``test_credentials``) define.
+SANDBOX: Final = "sandbox"
 
 Status = Literal["draft", "review", "approved", "active", "deprecated", "retired"]
 
@@ -238,12 +241,29 @@ class Spec(SpecModel):
         """Where a key path was written, when the spec came from a file."""
         return self._key_locations.get(tuple(path))
 
+    @property
+    def sandbox_url(self) -> str | None:
+        """``testing.integration_tests.sandbox_url``: the ``sandbox`` environment's base URL."""
+        tests = self.testing.integration_tests if self.testing is not None else None
+        return tests.sandbox_url if tests is not None else None
+
+    def environment_urls(self) -> dict[str, str]:
+        """Every environment's base URL: ``service.environments``, plus ``sandbox`` when
+        ``testing.integration_tests.sandbox_url`` defines it."""
+        urls = dict(self.service.environments)
+        sandbox = self.sandbox_url
+        if sandbox is not None:
+            urls.setdefault(SANDBOX, sandbox)
+        return urls
+
     def base_url_for(self, env: str) -> str:
         """The base URL of environment ``env``; an unknown one is a ``SpecError`` listing the known ones."""
         return self._select(env)[1]
 
     def _select(self, env: str | None) -> tuple[str | None, str]:
         environments = self.service.environments
+        if env == SANDBOX and env not in environments and self.sandbox_url is not None:
+            return env, self.sandbox_url
         if env is None:
             env = self.service.default_environment
             if env is None and Service.DEFAULT_ENVIRONMENT in environments:

@@ -31,6 +31,7 @@ from tether.spec._types import (
     PerfMillis,
     Ratio,
     Seconds,
+    SecretRef,
     Size,
     StatusPattern,
     status_matches,
@@ -573,9 +574,14 @@ class IntegrationTests(SpecModel):
     use_sandbox: bool = False
     """Run against the provider's sandbox."""
     sandbox_url: Url | None = None
-    """The sandbox base URL."""
-    test_credentials: str | None = None
-    """Where test credentials live (a vault path; never the credentials themselves)."""
+    """The base URL of the ``sandbox`` environment (``tether.open(spec, env="sandbox")``,
+    ``TETHER_ENV=sandbox``)."""
+    test_credentials: SecretRef | None = None
+    """The credential the ``sandbox`` environment signs with, in place of the main secret
+    (``authentication.config.secret``, ``password`` or ``client_secret``): ``${VAR}`` reads an
+    environment variable when the integration starts; any other text is the path of a secrets
+    file (relative to the spec's folder; ``path#key`` picks a key of a JSON/YAML/.env file).
+    Never the credential itself."""
 
 
 class ContractTests(SpecModel):
