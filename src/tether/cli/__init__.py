@@ -25,6 +25,7 @@ def _register() -> None:
         _schema,
         _status,
         _stream,
+        _verify,
     )
 
 
