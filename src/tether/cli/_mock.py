@@ -1,7 +1,9 @@
 """``tether mock SPEC``: serve a fault-injecting mock of the spec's API on loopback.
 
 One route per endpoint (the base URL's path prefix kept), each answering with an example body made
-from the endpoint's success schema; ``--fault-rate`` of the requests get one of ``--faults``
+from the endpoint's success schema, or, when the spec's ``testing.unit_tests.mock_responses`` is
+true and its ``fixtures_location`` holds cassettes (or ``--cassettes DIR`` is given), with the
+recorded response of the same request; ``--fault-rate`` of the requests get one of ``--faults``
 (seeded by ``--seed``); ``--enforce-limits`` makes the server enforce the spec's rate limit. Once
 bound it prints ``listening http://HOST:PORT`` (flushed) and a table of routes, then serves until
 Ctrl-C or SIGTERM. Only loopback addresses are bound.
@@ -20,10 +22,14 @@ from rich.console import Console
 from rich.table import Table
 
 from tether._units import parse_duration
+from tether.cassette._answers import answering_routes
+from tether.cassette._verify import cassette_files
 from tether.cli import app
 from tether.errors import TetherError
-from tether.mock._spec import FAULT_KINDS, MockRoute, check_loopback, fault_for, routes_for, serve_spec
+from tether.mock import FaultServer
+from tether.mock._spec import FAULT_KINDS, MockRoute, check_loopback, fault_for, routes_for
 from tether.spec import Spec, load
+from tether.spec._testing import fixtures_folder
 
 __all__ = ["parse_faults"]
 
@@ -65,31 +71,41 @@ async def _serve(
     seed: int | None,
     enforce_limits: bool,
     console: Console,
+    cassettes: Path | None = None,
 ) -> None:
     routes = routes_for(
         spec, fault_rate=fault_rate, faults=faults, latency=latency, seed=seed, enforce_limits=enforce_limits
     )
+    recorded = 0
+    if cassettes is not None:
+        routes, recorded = answering_routes(spec, routes, cassette_files(cassettes))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = await serve_spec(
-        spec,
-        host=host,
-        port=port,
-        fault_rate=fault_rate,
-        faults=faults,
-        latency=latency,
-        seed=seed,
-        enforce_limits=enforce_limits,
-    )
+    server = FaultServer(host, port)
+    for route in routes:
+        route.install(server)
+    await server.start()
     try:
         sys.stdout.write(f"listening {server.url}\n")
         sys.stdout.flush()
+        if cassettes is not None:
+            console.print(f"answering from {recorded} recorded response(s) in {cassettes}")
         _render(routes, console)
         await stop.wait()
     finally:
         await server.stop()
+
+
+def _recorded_folder(spec: Spec) -> Path | None:
+    """The fixtures folder when the spec asks for recorded answers (``mock_responses: true``)."""
+    testing = spec.testing
+    unit = testing.unit_tests if testing is not None else None
+    if unit is None or not unit.mock_responses:
+        return None
+    folder = fixtures_folder(spec)
+    return folder if folder is not None and folder.is_dir() else None
 
 
 @app.command()
@@ -114,6 +130,14 @@ def mock(
             "--enforce-limits/--no-enforce-limits", help="Enforce the spec's rate limit (429 over it)."
         ),
     ] = True,
+    cassettes: Annotated[
+        Path | None,
+        typer.Option(
+            "--cassettes",
+            help="Answer from the cassettes in this folder (default: the spec's fixtures_location "
+            "when testing.unit_tests.mock_responses is true).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a fault-injecting mock of the spec's API on loopback until Ctrl-C or SIGTERM."""
     err = Console(stderr=True)
@@ -128,6 +152,10 @@ def mock(
         raise typer.BadParameter(str(exc), param_hint="--latency") from None
     try:
         loaded = load(spec, env=env)
+        if cassettes is None:
+            cassettes = _recorded_folder(loaded)
+        elif not cassettes.is_dir():
+            raise typer.BadParameter(f"{cassettes} is not a folder", param_hint="--cassettes")
         asyncio.run(
             _serve(
                 loaded,
@@ -139,6 +167,7 @@ def mock(
                 seed=seed,
                 enforce_limits=enforce_limits,
                 console=Console(),
+                cassettes=cassettes,
             )
         )
     except TetherError as exc:

@@ -43,7 +43,6 @@ NOT_ENFORCED: Final[frozenset[str]] = frozenset(
         "state.key_prefix",
         "dlq.retention",
         # endpoints
-        "endpoints.*.response.errors.*.schema",
         "endpoints.*.cache.stale_if_error",
         # operations (monitoring: logging level, mask_fields, metrics_enabled, alerts,
         # alert_on_open and tracing.enabled are wired by tether._build.monitoring_from)
@@ -51,7 +50,9 @@ NOT_ENFORCED: Final[frozenset[str]] = frozenset(
         "monitoring.logging.include_headers",
         "monitoring.logging.include_body",
         "monitoring.tracing.sample_rate",
-        "testing",
+        # testing: fixtures_location, mock_responses, sandbox_url, test_credentials and
+        # contract_tests are wired (cassettes, tether mock, the sandbox environment, tether verify)
+        "testing.integration_tests.use_sandbox",
         "sla",
     }
 )

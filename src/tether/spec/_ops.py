@@ -563,9 +563,12 @@ class UnitTests(SpecModel):
     """Unit-test settings."""
 
     mock_responses: bool = True
-    """Serve recorded / mock responses instead of the network."""
+    """``tether mock`` answers with the recorded responses of the cassettes in ``fixtures_location``
+    (the example bodies where none is recorded); ``false``: example bodies only."""
     fixtures_location: str | None = None
-    """Where response fixtures live."""
+    """Where cassettes live (relative to the spec's folder): ``tether.open(spec, cassette="x.yaml")``
+    and the pytest ``tether_cassette`` fixture keep theirs here, ``tether mock`` and ``tether verify``
+    read them."""
 
 
 class IntegrationTests(SpecModel):
@@ -588,9 +591,11 @@ class ContractTests(SpecModel):
     """Contract-test settings."""
 
     provider: str | None = None
-    """The provider's name in the contracts."""
+    """The provider's name in the contracts: ``tether verify`` reports a cassette recorded for
+    another service (or a Pact file for another provider)."""
     pact_location: str | None = None
-    """Where the pacts live."""
+    """The folder of recorded contracts ``tether verify`` checks (cassettes and Pact files; relative
+    to the spec's folder); default ``unit_tests.fixtures_location``."""
 
 
 class Testing(SpecModel):
