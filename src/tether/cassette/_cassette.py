@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tether._redact import redact_text
 from tether.cassette._format import CassetteData, CassetteRequest, Interaction, dump, load
-from tether.cassette._scrub import Filters
+from tether.cassette._scrub import Filters, Scrubber
 from tether.errors import CassetteError
 
 __all__ = [
@@ -164,6 +164,8 @@ class Cassette:
             Filters.of(filter_headers, filter_params, filter_fields),
             before_record,
         )
+        #: Scrubs what this cassette keeps; remembers the values it masked by name.
+        self.scrubber = Scrubber(self._options.filters)
         self._data: CassetteData | None = None
         self._existed = False
         self._played: set[int] = set()
@@ -187,6 +189,7 @@ class Cassette:
         """A new cassette on the same file with the same options and another record mode."""
         other = Cassette(self.path, record=record)
         other._options = self._options
+        other.scrubber = Scrubber(self._options.filters)
         return other
 
     def __repr__(self) -> str:
@@ -322,7 +325,7 @@ class Cassette:
         data = self._data
         if data is None or not self._dirty:
             return False
-        text = redact_text(dump(data))  # a last pass: no registered secret survives anywhere
+        text = self.scrubber.text(dump(data))  # a last pass: no secret survives anywhere
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:

@@ -17,15 +17,7 @@ import httpx2
 from tether import errors
 from tether.cassette._cassette import Cassette
 from tether.cassette._format import Body, CassetteRequest, CassetteResponse, Failure, Interaction
-from tether.cassette._scrub import (
-    Filters,
-    scrub_bytes,
-    scrub_form,
-    scrub_headers,
-    scrub_json,
-    scrub_text,
-    scrub_url,
-)
+from tether.cassette._scrub import Scrubber
 from tether.errors import CassetteError, TetherError
 from tether.transport._body import has_no_body, is_streamed
 
@@ -39,9 +31,9 @@ _FRAMING: Final = frozenset(
 )
 
 
-def _kept(raw: list[tuple[bytes, bytes]], filters: Filters) -> tuple[tuple[str, str], ...]:
+def _kept(raw: list[tuple[bytes, bytes]], scrubber: Scrubber) -> tuple[tuple[str, str], ...]:
     pairs = ((_text(k), _text(v)) for k, v in raw)
-    return tuple(scrub_headers(((k, v) for k, v in pairs if k.lower() not in _FRAMING), filters))
+    return tuple(scrubber.headers((k, v) for k, v in pairs if k.lower() not in _FRAMING))
 
 
 def _text(raw: bytes) -> str:
@@ -54,41 +46,37 @@ def _relative(url: str, base: str | None) -> str:
     return url
 
 
-def _scrub_body(body: Body, filters: Filters) -> Body:
+def _scrub_body(body: Body, scrubber: Scrubber) -> Body:
     if body.kind == "json":
-        return Body("json", scrub_json(body.value, filters))
+        return Body("json", scrubber.json(body.value))
     if body.kind == "text":
-        return Body("text", scrub_text(str(body.value)))
+        return Body("text", scrubber.text(str(body.value)))
     if body.kind == "base64":
-        return Body("base64", scrub_bytes(bytes(body.value)))
+        return Body("base64", scrubber.bytes(bytes(body.value)))
     return body
 
 
-def _request_body(content: bytes, content_type: str | None, filters: Filters) -> Body:
+def _request_body(content: bytes, content_type: str | None, scrubber: Scrubber) -> Body:
     body = Body.of(content, content_type)
     if body.kind == "text" and content_type and "x-www-form-urlencoded" in content_type.lower():
-        return Body("text", scrub_form(str(body.value), filters))
-    return _scrub_body(body, filters)
+        return Body("text", scrubber.form(str(body.value)))
+    return _scrub_body(body, scrubber)
 
 
 def scrub_request(
-    request: httpx2.Request, content: bytes, filters: Filters, bases: tuple[str | None, ...]
+    request: httpx2.Request, content: bytes, scrubber: Scrubber, bases: tuple[str | None, ...]
 ) -> CassetteRequest:
     """The scrubbed form of ``request`` as a cassette stores it (URL relative to the first of
     ``bases`` it is under)."""
-    url = scrub_url(str(request.url), filters)
+    headers = _kept(request.headers.raw, scrubber)  # first: credential headers are learned
+    body = _request_body(content, request.headers.get("content-type"), scrubber)
+    url = scrubber.url(str(request.url))
     for base in bases:
-        relative = _relative(url, scrub_url(base, filters) if base else None)
+        relative = _relative(url, scrubber.url(base) if base else None)
         if relative != url:
             url = relative
             break
-    headers = _kept(request.headers.raw, filters)
-    return CassetteRequest(
-        method=request.method.upper(),
-        url=url,
-        headers=headers,
-        body=_request_body(content, request.headers.get("content-type"), filters),
-    )
+    return CassetteRequest(method=request.method.upper(), url=url, headers=headers, body=body)
 
 
 def _failure(exc: TetherError) -> Failure:
@@ -181,7 +169,7 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         cassette = self.cassette
         content = await request.aread()
-        live = scrub_request(request, content, cassette.filters, (self._base_url, cassette.base_url))
+        live = scrub_request(request, content, cassette.scrubber, (self._base_url, cassette.base_url))
         hook = cassette.before_record
         edited = hook(Interaction(live)) if hook is not None else None
         probe = edited.request if edited is not None else live
@@ -233,7 +221,7 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
         cassette = self.cassette
         cassette.set_origin(service=self._service, base_url=self._base_url)
         if cassette.base_url != self._base_url:  # the file's base: store URLs relative to it
-            live = scrub_request(request, request.content, cassette.filters, (cassette.base_url,))
+            live = scrub_request(request, request.content, cassette.scrubber, (cassette.base_url,))
         inner = self._inner
         if inner is None:
             inner = self._inner = self._connect()
@@ -242,14 +230,14 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
         except TetherError as exc:
             self._keep(Interaction(live, error=_failure(exc)))
             raise
-        filters = cassette.filters
-        headers = _kept(response.headers.raw, filters)
+        scrubber = cassette.scrubber
+        headers = _kept(response.headers.raw, scrubber)
         content_type = response.headers.get("content-type")
         reason = response.extensions.get("reason_phrase")
         reason_text = reason.decode("ascii", "replace") if isinstance(reason, bytes) and reason else None
 
         def interaction(data: bytes, failure: TetherError | None) -> Interaction:
-            body = _scrub_body(Body.of(data, content_type), filters)
+            body = _scrub_body(Body.of(data, content_type), scrubber)
             answer = CassetteResponse(response.status_code, headers, body, reason_text)
             return Interaction(live, answer, _failure(failure) if failure is not None else None)
 
