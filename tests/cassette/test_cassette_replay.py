@@ -198,13 +198,13 @@ async def test_a_streamed_response_is_recorded_as_read_and_replayed(
     path = tmp_path / "c.yaml"
     base = fault_server.url + "/v1"
     chunks: list[bytes] = []
-    async with tether.Client(base, cassette=path, record="all") as client:
-        async with client.stream("GET", "events") as response:
-            chunks = [c async for c in response.aiter_bytes()]
+    client = tether.Client(base, cassette=path, record="all")
+    async with client, client.stream("GET", "events") as response:
+        chunks = [c async for c in response.aiter_bytes()]
     assert "data: two" in path.read_text()
-    async with tether.Client(base, cassette=path, record="none") as client:
-        async with client.stream("GET", "events") as response:
-            replayed = b"".join([c async for c in response.aiter_bytes()])
+    client = tether.Client(base, cassette=path, record="none")
+    async with client, client.stream("GET", "events") as response:
+        replayed = b"".join([c async for c in response.aiter_bytes()])
     assert replayed == b"".join(chunks)
 
 
@@ -230,7 +230,7 @@ def test_a_malformed_cassette_names_file_and_line(tmp_path: Path) -> None:
         "tether_cassette: 1\ninteractions:\n- request: {method: GET, url: a}\n  response:\n    status: lots\n"
     )
     with pytest.raises(CassetteError, match=rf"{path}:5:\d+: status must be an HTTP status code"):
-        Cassette(path, record="none").interactions
+        _ = Cassette(path, record="none").interactions
 
 
 def test_bad_options_are_refused_with_the_rule() -> None:
