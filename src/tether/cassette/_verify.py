@@ -64,6 +64,8 @@ class Drift:
     message: str
 
     def __str__(self) -> str:
+        if self.interaction < 0:  # about the whole file
+            return f"{self.location}: {self.field}: {self.message} ({self.rule})"
         where = f" ({self.endpoint})" if self.endpoint else ""
         return (
             f"{self.location}: interactions[{self.interaction}] {self.request}{where}: "
@@ -185,7 +187,7 @@ class _Router:
 
     def find(self, method: str, url: str, base_url: str | None) -> tuple[str, Endpoint] | None:
         parts = urlsplit(url)
-        if parts.scheme:
+        if parts.scheme or url.startswith("/"):  # absolute, or an absolute path (Pact files)
             path = parts.path
         else:  # relative to the recording's base URL: put the base path back
             base_path = urlsplit(base_url).path if base_url else self.prefix
