@@ -49,6 +49,7 @@ def test_every_model_key_is_classified() -> None:
         "monitoring",
         "security",
         "streaming",
+        "testing",
     )
     enforced = sorted(path for path in _doc_paths() if classify(path) == "enforced")
     stray = [p for p in enforced if not any(p == w or p.startswith(w + ".") for w in wired)]
@@ -58,14 +59,16 @@ def test_every_model_key_is_classified() -> None:
     assert classify("endpoints.<name>.cache") == "enforced"
     assert classify("endpoints.<name>.cache.stale_if_error") == "not_enforced"
     assert classify("costs.currency") == "informational"
+    assert classify("testing.unit_tests.fixtures_location") == "enforced"
+    assert classify("testing.integration_tests.use_sandbox") == "not_enforced"
 
 
 def test_present_keys_are_reported_at_their_registry_depth() -> None:
-    """A spec with a testing section is told that testing is not enforced, once, at its depth."""
-    spec = load(MINIMAL + "testing: {unit_tests: {mock_responses: true}}\nretry: {}\n", environ={})
+    """A spec with an sla section is told that sla is not enforced, once, at its depth."""
+    spec = load(MINIMAL + "sla: {availability: 99.9, error_rate: 1}\nretry: {}\n", environ={})
     reported = not_enforced(spec)
-    assert "testing" in reported
-    assert "testing.unit_tests" not in reported
+    assert "sla" in reported
+    assert "sla.availability" not in reported
     assert "retry" not in reported
     assert "endpoints.get_item.path" not in reported
 
@@ -78,9 +81,11 @@ def test_absent_and_informational_keys_are_not_reported() -> None:
 
 def test_keys_are_reported_in_spec_order() -> None:
     """Warnings follow the order the keys are written in."""
-    spec = load(MINIMAL + "sla: {availability: 99.9}\ntesting: {}\n", environ={})
+    spec = load(
+        MINIMAL + "sla: {availability: 99.9}\ntesting: {integration_tests: {use_sandbox: true}}\n", environ={}
+    )
     reported = not_enforced(spec)
-    assert reported.index("sla") < reported.index("testing")
+    assert reported.index("sla") < reported.index("testing.integration_tests.use_sandbox")
 
 
 def test_bundled_spec_reports_its_policies() -> None:
@@ -105,5 +110,5 @@ def test_bundled_spec_reports_its_policies() -> None:
 
 def test_model_built_specs_report_from_set_fields() -> None:
     """A Spec built in code reports the fields it was given."""
-    spec = Spec.model_validate({"service": {"name": "x", "base_url": "https://x.example"}, "testing": {}})
-    assert "testing" in not_enforced(spec)
+    spec = Spec.model_validate({"service": {"name": "x", "base_url": "https://x.example"}, "sla": {}})
+    assert "sla" in not_enforced(spec)

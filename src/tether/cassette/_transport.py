@@ -249,10 +249,12 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
                 raise
             self._keep(interaction(data, None))
             return response
+        stream = response.stream
+        assert isinstance(stream, httpx2.AsyncByteStream)  # an async transport's response
         return httpx2.Response(
             response.status_code,
             headers=response.headers.raw,
-            stream=_RecordingStream(response.stream, lambda d, f: self._keep(interaction(d, f))),
+            stream=_RecordingStream(stream, lambda d, f: self._keep(interaction(d, f))),
             extensions=response.extensions,
         )
 

@@ -38,6 +38,7 @@ from tether.cassette._format import Body, CassetteData, CassetteRequest, Cassett
 from tether.errors import CassetteError, TetherError
 from tether.spec._endpoint import Endpoint
 from tether.spec._model import Spec
+from tether.spec._testing import error_schema
 from tether.spec._yaml import KeyPath, Location, Marks, parse
 from tether.validation import compile_schema, json_path
 
@@ -221,16 +222,6 @@ def _error_known(spec: Spec, endpoint: Endpoint, status: int) -> bool:
     return retry is not None and (status in retry.retry_on or status in retry.never_retry_on)
 
 
-def _error_schema(endpoint: Endpoint, status: int) -> dict[str, Any] | None:
-    if endpoint.response is None:
-        return None
-    for key, entry in endpoint.response.errors.items():
-        if key in (str(status), f"{str(status)[0]}xx", f"{str(status)[0]}XX") and entry.schema_ is not None:
-            return entry.schema_
-    entry = endpoint.response.errors.get("default")
-    return entry.schema_ if entry is not None else None
-
-
 class _Checker:
     def __init__(self, spec: Spec, report: VerifyReport) -> None:
         self.spec = spec
@@ -355,7 +346,7 @@ class _Checker:
                 f"error status {status} is not in response.errors, error_mapping or retry",
             )
             return
-        schema = _error_schema(endpoint, status)
+        schema = error_schema(endpoint, status)
         if schema is not None:
             self.check_schema(rec, index, name, response, schema)
 

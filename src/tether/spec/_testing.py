@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from tether.spec._endpoint import Endpoint
 from tether.spec._model import Spec
 
-__all__ = ["cassette_path", "contract_folder", "fixtures_folder", "spec_folder"]
+__all__ = ["cassette_path", "contract_folder", "error_schema", "fixtures_folder", "spec_folder"]
 
 
 def spec_folder(spec: Spec) -> Path:
@@ -49,3 +51,16 @@ def cassette_path(spec: Spec, name: str | os.PathLike[str]) -> Path:
     if path.is_absolute() or folder is None:
         return path
     return folder / path
+
+
+def error_schema(endpoint: Endpoint, status: int) -> dict[str, Any] | None:
+    """The schema ``response.errors`` documents for an error ``status`` (``'404'``, then
+    ``'4xx'``, then ``default``), else ``None``."""
+    if endpoint.response is None:
+        return None
+    errors = endpoint.response.errors
+    for key in (str(status), f"{str(status)[0]}xx", f"{str(status)[0]}XX", "default"):
+        entry = errors.get(key)
+        if entry is not None and entry.schema_ is not None:
+            return entry.schema_
+    return None

@@ -36,9 +36,10 @@ from tether.mock import Fault, FaultServer, RecordedRequest
 from tether.mock._spec import example_for, mock_path, routes_for
 from tether.spec import Spec, load
 from tether.spec._endpoint import Endpoint
+from tether.spec._testing import error_schema
 from tether.validation import first_violation
 
-__all__ = ["BUNDLED_SPECS", "MockAPI", "bundled_spec", "error_schema"]
+__all__ = ["BUNDLED_SPECS", "MockAPI", "bundled_spec"]
 
 T = TypeVar("T")
 
@@ -56,19 +57,6 @@ def bundled_spec(name: str) -> Path | None:
     if package is None:
         return None
     return Path(str(resources.files(package).joinpath("spec.yaml")))
-
-
-def error_schema(endpoint: Endpoint, status: int) -> dict[str, Any] | None:
-    """The schema the spec documents for an error ``status`` (``'404'``, then ``'4xx'``, then
-    ``default``), else ``None``."""
-    if endpoint.response is None:
-        return None
-    errors = endpoint.response.errors
-    for key in (str(status), f"{str(status)[0]}xx", f"{str(status)[0]}XX", "default"):
-        entry = errors.get(key)
-        if entry is not None and entry.schema_ is not None:
-            return entry.schema_
-    return None
 
 
 class _LoopThread:
