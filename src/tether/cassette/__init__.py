@@ -39,6 +39,7 @@ from tether.cassette._format import (
     loads,
 )
 from tether.cassette._transport import CASSETTE_KEY, CassetteTransport
+from tether.cassette._verify import Drift, VerifyReport, cassette_files, verify
 
 __all__ = [
     "CASSETTE_KEY",
@@ -52,11 +53,15 @@ __all__ = [
     "CassetteRequest",
     "CassetteResponse",
     "CassetteTransport",
+    "Drift",
     "Failure",
     "Interaction",
     "Matcher",
     "RecordMode",
+    "VerifyReport",
     "as_cassette",
+    "cassette_files",
     "load",
     "loads",
+    "verify",
 ]

@@ -18,6 +18,6 @@ from __future__ import annotations
 from tether.events import EventRecorder
 from tether.testing._clock import VirtualClock
 from tether.testing._fast import FastMode, fast
-from tether.testing._mock import MockAPI
+from tether.testing._mock import MockAPI, bundled_spec
 
-__all__ = ["EventRecorder", "FastMode", "MockAPI", "VirtualClock", "fast"]
+__all__ = ["EventRecorder", "FastMode", "MockAPI", "VirtualClock", "bundled_spec", "fast"]
