@@ -24,7 +24,7 @@ from tether.integration import open as open_integration
 from tether.spec import load
 from tether.spec._endpoint import Endpoint
 
-__all__ = ["attempt_line", "parse_params"]
+__all__ = ["RECORD_HELP", "attempt_line", "parse_params", "recording"]
 
 _JSON_TYPES: Final = frozenset({"array", "object"})
 
@@ -128,14 +128,28 @@ async def _run(
     verbose: bool,
     echo: Callable[[str], None],
     base_url: str | None = None,
+    record: Path | None = None,
 ) -> Any:
     loaded = load(spec, env=env)
     params = parse_params(pairs, loaded.endpoints.get(endpoint))
     listeners = [_printer(echo)] if verbose else []
     overrides: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    overrides.update(recording(record, endpoint))
     async with open_integration(loaded, listeners=listeners, **overrides) as api:
         result = await api.call(endpoint, **params)
     return result.data
+
+
+def recording(folder: Path | None, endpoint: str) -> dict[str, Any]:
+    """``tether.open`` keywords for ``--record DIR``: every exchange of the run sent live and
+    written (scrubbed) to ``DIR/<endpoint>.yaml``, replacing what an earlier run wrote there."""
+    if folder is None:
+        return {}
+    return {"cassette": (folder / f"{endpoint}.yaml").resolve(), "record": "all"}
+
+
+#: The ``--record DIR`` option of ``tether call`` and ``tether fetch``.
+RECORD_HELP: Final = "Record the exchanges, scrubbed, to the cassette DIR/<endpoint>.yaml."
 
 
 def _json(data: Any) -> str:
@@ -160,6 +174,7 @@ def call_command(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each attempt.")] = False,
+    record: Annotated[Path | None, typer.Option("--record", file_okay=False, help=RECORD_HELP)] = None,
 ) -> None:
     """Make one call through the full pipeline and print the result data as JSON."""
 
@@ -167,7 +182,7 @@ def call_command(
         typer.echo(line, err=True)
 
     try:
-        data = asyncio.run(_run(spec, endpoint, param or [], env, verbose, to_stderr, base_url))
+        data = asyncio.run(_run(spec, endpoint, param or [], env, verbose, to_stderr, base_url, record))
     except TetherError as exc:
         typer.echo(redact_text(f"error: {exc.error_code} {type(exc).__name__}: {exc}"), err=True)
         raise typer.Exit(1) from None

@@ -39,7 +39,7 @@ from tether.bulk import (
 )
 from tether.bulk._inputs import InputRow
 from tether.cli import app
-from tether.cli._call import parse_params
+from tether.cli._call import RECORD_HELP, parse_params, recording
 from tether.errors import SpecError, TetherError
 from tether.integration import Integration
 from tether.integration import open as open_integration
@@ -352,8 +352,10 @@ async def _main(
     console: Console,
     on_terminal: bool,
     progress_every: float,
+    record: Path | None = None,
 ) -> tuple[JobReport, FetchJob]:
     overrides: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    overrides.update(recording(record, endpoint))
     async with open_integration(spec_path, env=env, **overrides) as integration:
         job = build(integration, integration.spec)
         report = await run_job(job, console=console, on_terminal=on_terminal, progress_every=progress_every)
@@ -457,6 +459,7 @@ def fetch(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log tether's events (info and up).")
     ] = False,
+    record: Annotated[Path | None, typer.Option("--record", file_okay=False, help=RECORD_HELP)] = None,
 ) -> None:
     """Fetch every page for every input row, resumably: a rerun continues where the last run stopped."""
     err = Console(stderr=True)
@@ -516,7 +519,7 @@ def fetch(
     on_terminal = err.is_terminal
     try:
         report, job = asyncio.run(
-            _main(spec, endpoint, env, base_url, build, err, on_terminal, progress_every)
+            _main(spec, endpoint, env, base_url, build, err, on_terminal, progress_every, record)
         )
     except TetherError as exc:
         err.print(redact_text(f"error: {exc.error_code} {type(exc).__name__}: {exc}"), markup=False)
