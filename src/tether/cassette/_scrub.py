@@ -24,28 +24,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from tether._redact import MASK, redact_text, registry
+from tether._redact import MASK, SENSITIVE_PARAMS, redact_text, registry
 
 __all__ = ["BODY_SECRET_KEYS", "Filters", "Scrubber"]
 
 #: JSON body keys that hold credentials (a response's token fields, a request's password). Narrower
 #: than the query-parameter list: a body's ``code`` or ``key`` is usually data, not a credential.
-BODY_SECRET_KEYS: Final = frozenset(
-    {
-        "access_token",
-        "refresh_token",
-        "id_token",
-        "client_secret",
-        "password",
-        "passwd",
-        "secret",
-        "api_key",
-        "apikey",
-        "api-key",
-        "token",
-        "private_key",
-    }
-)
+BODY_SECRET_KEYS: Final = (SENSITIVE_PARAMS - {"key", "code", "session", "auth", "signature", "sig"}) | {
+    "private_key"
+}
 
 
 @dataclass(frozen=True, slots=True)

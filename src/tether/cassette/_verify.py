@@ -31,7 +31,7 @@ import httpx2
 import jmespath
 import jmespath.exceptions
 
-from tether._build import ErrorClassifier, MappedError, header_names
+from tether._build import ErrorClassifier, header_names
 from tether._config import Timeouts
 from tether._context import CallContext
 from tether.cassette._format import Body, CassetteData, CassetteRequest, CassetteResponse, Interaction, load
@@ -250,6 +250,9 @@ class _Checker:
             )
         )
 
+    def status_drift(self, rec: _Recording, index: int, name: str, rule: str, message: str) -> None:
+        self.drift(rec, index, name, ("response", "status"), "status", rule, message)
+
     def check_file(self, rec: _Recording) -> None:
         contract = self.spec.testing.contract_tests if self.spec.testing is not None else None
         expected = contract.provider if contract is not None else None
@@ -299,12 +302,10 @@ class _Checker:
             return
         if status not in statuses:
             want = ", ".join(map(str, statuses))
-            self.drift(
+            self.status_drift(
                 rec,
                 index,
                 name,
-                ("response", "status"),
-                "status",
                 "status",
                 f"{status} is not a success status of {name} (the spec expects {want})",
             )
@@ -320,9 +321,7 @@ class _Checker:
         ctx = CallContext(service=self.spec.service.name, timeouts=Timeouts(), endpoint=name)
         try:
             return self.classifier(live, ctx)
-        except MappedError as exc:
-            return exc
-        except TetherError as exc:  # rate_limited / refresh_auth rules raise the plain errors
+        except TetherError as exc:  # a MappedError, or the plain errors of rate_limited / refresh_auth
             return exc
 
     def check_error(
@@ -336,12 +335,10 @@ class _Checker:
     ) -> None:
         status = response.status
         if mapped is None and not _error_known(self.spec, endpoint, status):
-            self.drift(
+            self.status_drift(
                 rec,
                 index,
                 name,
-                ("response", "status"),
-                "status",
                 "error_mapping",
                 f"error status {status} is not in response.errors, error_mapping or retry",
             )
@@ -449,30 +446,15 @@ class _Checker:
             if expression is None:
                 continue
             value = _search(expression, body)
-            where = ("response", rec.body_key, *_dotted(expression))
+            problem = None
             if value is None:
-                if required:
-                    self.drift(
-                        rec,
-                        index,
-                        name,
-                        where,
-                        expression,
-                        "pagination",
-                        f"the pagination field {expression!r} is missing",
-                    )
-                continue
-            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+                problem = f"the pagination field {expression!r} is missing" if required else None
+            elif (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
                 kinds = " or ".join(t.__name__ for t in types)
-                self.drift(
-                    rec,
-                    index,
-                    name,
-                    where,
-                    expression,
-                    "pagination",
-                    f"the pagination field {expression!r} is {type(value).__name__}, not {kinds}",
-                )
+                problem = f"the pagination field {expression!r} is {type(value).__name__}, not {kinds}"
+            if problem is not None:
+                where = ("response", rec.body_key, *_dotted(expression))
+                self.drift(rec, index, name, where, expression, "pagination", problem)
 
 
 def _search(expression: str, body: Any) -> Any:
