@@ -221,8 +221,9 @@ class Integration:
     Build one with ``tether.open(spec, env=…, **overrides)``. ``overrides`` are ``tether.Client``
     keywords (``base_url``, ``retry``, ``rate``, ``listeners``, ``clock``, ``transport``,
     ``cassette`` / ``record`` …) that replace what the spec says; a relative ``cassette`` name
-    lives in the spec's ``testing.unit_tests.fixtures_location``. ``refuse_after_sunset=True`` refuses calls past an endpoint's
-    sunset (``Sunset`` header or ``versioning.deprecation_schedule``) with ``Rejected``.
+    lives in the spec's ``testing.unit_tests.fixtures_location``. ``refuse_after_sunset=True``
+    refuses calls past an endpoint's sunset (``Sunset`` header or
+    ``versioning.deprecation_schedule``) with ``Rejected``.
     ``alternates`` maps the names a spec's ``fallback_behavior.alternate`` may use to open
     integrations or clients; ``dlq`` replaces the spec's DLQ (a backend, or a location for
     ``tether.dlq.open_dlq``).
