@@ -102,7 +102,7 @@ def test_check_warns_about_keys_not_enforced(runner: CliRunner) -> None:
     assert "warning: not enforced: streaming" not in result.output
     assert "warning: not enforced: cache" not in result.output
     assert "warning: not enforced: retry" not in result.output
-    assert "warning: not enforced: endpoints.get_data" in result.output
+    assert "warning: not enforced: endpoints.get_historical.cache.stale_if_error" in result.output
     assert "informational (shown, not acted on): " in result.output
 
 
