@@ -18,7 +18,7 @@ from typing import Final
 from urllib.parse import parse_qsl, urlsplit
 
 from tether.cassette._format import CassetteResponse
-from tether.cassette._verify import _read, _Router
+from tether.cassette._verify import Router, read_recording
 from tether.mock._faults import Fault, Incoming
 from tether.mock._spec import MockRoute
 from tether.spec._model import Spec
@@ -66,12 +66,12 @@ def answering_routes(
 ) -> tuple[list[MockRoute], int]:
     """``routes`` with recorded answers where the cassettes in ``files`` have some, and how many
     recorded answers there are."""
-    router = _Router(spec)
+    router = Router(spec)
     routes = list(routes)
     answers = {r.endpoint: _Answers(r.responses[0]) for r in routes}
     count = 0
     for path in files:
-        recording = _read(path)
+        recording = read_recording(path)
         base_path = urlsplit(recording.base_url).path if recording.base_url else router.prefix
         for interaction in recording.interactions:
             request, response = interaction.request, interaction.response

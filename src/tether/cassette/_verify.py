@@ -42,7 +42,17 @@ from tether.spec._testing import error_schema
 from tether.spec._yaml import KeyPath, Location, Marks, parse
 from tether.validation import compile_schema, json_path
 
-__all__ = ["Drift", "VerifyReport", "cassette_files", "verify"]
+__all__ = [
+    "Drift",
+    "Recording",
+    "Router",
+    "VerifyReport",
+    "cassette_files",
+    "iter_drifts",
+    "read_recording",
+    "summary",
+    "verify",
+]
 
 #: Violations reported per response body (the rest are counted).
 MAX_PER_BODY: Final = 20
@@ -98,7 +108,7 @@ def cassette_files(folder: Path) -> list[Path]:
 
 
 @dataclass(slots=True)
-class _Recording:
+class Recording:
     """One file's interactions and how to find a value's line in it."""
 
     path: Path
@@ -112,7 +122,7 @@ class _Recording:
         return self.marks.locate(tuple(path))
 
 
-def _pact(path: Path, text: str) -> _Recording:
+def _pact(path: Path, text: str) -> Recording:
     """A Pact file (v2/v3) as interactions: ``request`` {method, path, query}, ``response``
     {status, headers, body}."""
     data, marks, problems = parse(text, str(path))
@@ -147,10 +157,10 @@ def _pact(path: Path, text: str) -> _Recording:
         )
     provider = data.get("provider")
     service = provider.get("name") if isinstance(provider, dict) else None
-    return _Recording(path, None, service, interactions, marks, "body")
+    return Recording(path, None, service, interactions, marks, "body")
 
 
-def _read(path: Path) -> _Recording:
+def read_recording(path: Path) -> Recording:
     if path.suffix == ".json":
         try:
             text = path.read_text(encoding="utf-8")
@@ -159,7 +169,7 @@ def _read(path: Path) -> _Recording:
         return _pact(path, text)
     data: CassetteData = load(path)
     assert data.marks is not None
-    return _Recording(path, data.base_url, data.service, data.interactions, data.marks, "json")
+    return Recording(path, data.base_url, data.service, data.interactions, data.marks, "json")
 
 
 # --- matching endpoints --------------------------------------------------------------------------------
@@ -171,7 +181,7 @@ def _pattern(prefix: str, endpoint: Endpoint) -> re.Pattern[str]:
     return re.compile("[^/]+".join(pieces) + "/?")
 
 
-class _Router:
+class Router:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         prefix = urlsplit(spec.base_url).path
@@ -226,7 +236,7 @@ class _Checker:
     def __init__(self, spec: Spec, report: VerifyReport) -> None:
         self.spec = spec
         self.report = report
-        self.router = _Router(spec)
+        self.router = Router(spec)
         self.classifier = ErrorClassifier(
             spec.error_mapping, endpoints=spec.endpoints, service=spec.service.name, names=header_names(spec)
         )
@@ -235,7 +245,7 @@ class _Checker:
         self.token_url = str(token_url) if token_url else None
 
     def drift(
-        self, rec: _Recording, index: int, name: str | None, path: KeyPath, fld: str, rule: str, message: str
+        self, rec: Recording, index: int, name: str | None, path: KeyPath, fld: str, rule: str, message: str
     ) -> None:
         interaction = rec.interactions[index]
         self.report.drifts.append(
@@ -250,10 +260,10 @@ class _Checker:
             )
         )
 
-    def status_drift(self, rec: _Recording, index: int, name: str, rule: str, message: str) -> None:
+    def status_drift(self, rec: Recording, index: int, name: str, rule: str, message: str) -> None:
         self.drift(rec, index, name, ("response", "status"), "status", rule, message)
 
-    def check_file(self, rec: _Recording) -> None:
+    def check_file(self, rec: Recording) -> None:
         contract = self.spec.testing.contract_tests if self.spec.testing is not None else None
         expected = contract.provider if contract is not None else None
         if expected and rec.service and rec.service != expected:
@@ -271,7 +281,7 @@ class _Checker:
         for index, interaction in enumerate(rec.interactions):
             self.check(rec, index, interaction)
 
-    def check(self, rec: _Recording, index: int, interaction: Interaction) -> None:
+    def check(self, rec: Recording, index: int, interaction: Interaction) -> None:
         request, response = interaction.request, interaction.response
         label = f"{rec.path}:{interaction.line} {request.describe()}"
         if response is None:
@@ -326,7 +336,7 @@ class _Checker:
 
     def check_error(
         self,
-        rec: _Recording,
+        rec: Recording,
         index: int,
         name: str,
         endpoint: Endpoint,
@@ -348,7 +358,7 @@ class _Checker:
             self.check_schema(rec, index, name, response, schema)
 
     def check_success(
-        self, rec: _Recording, index: int, name: str, endpoint: Endpoint, response: CassetteResponse
+        self, rec: Recording, index: int, name: str, endpoint: Endpoint, response: CassetteResponse
     ) -> None:
         success = endpoint.response.success if endpoint.response is not None else None
         expected = _media(success.content_type if success is not None else "application/json")
@@ -373,14 +383,14 @@ class _Checker:
             return
         self.check_paging(rec, index, name, endpoint, response)
 
-    def _header_path(self, rec: _Recording, index: int, response: CassetteResponse) -> KeyPath:
+    def _header_path(self, rec: Recording, index: int, response: CassetteResponse) -> KeyPath:
         for key, _ in response.headers:
             if key.lower() == "content-type":
                 return ("response", "headers", key)
         return ("response",)
 
     def check_schema(
-        self, rec: _Recording, index: int, name: str, response: CassetteResponse, schema: dict[str, Any]
+        self, rec: Recording, index: int, name: str, response: CassetteResponse, schema: dict[str, Any]
     ) -> bool:
         body = response.body
         if body.kind != "json":
@@ -416,7 +426,7 @@ class _Checker:
         return not errors
 
     def check_paging(
-        self, rec: _Recording, index: int, name: str, endpoint: Endpoint, response: CassetteResponse
+        self, rec: Recording, index: int, name: str, endpoint: Endpoint, response: CassetteResponse
     ) -> None:
         body = response.body.value if response.body.kind == "json" else None
         if endpoint.records is not None and body is not None:
@@ -474,7 +484,7 @@ def verify(spec: Spec, paths: Iterable[Path]) -> VerifyReport:
     checker = _Checker(spec, report)
     for path in paths:
         report.files.append(path)
-        checker.check_file(_read(path))
+        checker.check_file(read_recording(path))
     return report
 
 
