@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Some environments set PYTHONDONTWRITEBYTECODE; without cached bytecode every CLI start-up in
+# the test suite compiles tether again (seconds each), so let Python write its caches.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: run test lint typecheck pytest bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
