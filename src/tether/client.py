@@ -165,6 +165,9 @@ class Client:
             extra=policies,
         )
         self._pipeline = Pipeline.build(options, self._env, self._send)
+        cache_stage, auth_stage = self._pipeline.policy("cache"), self._pipeline.policy("auth")
+        if auth_stage is not None and callable(getattr(cache_stage, "identify_with", None)):
+            cache_stage.identify_with(auth_stage.credential_material)  # keys the first call by its credential
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.cache import CacheBackend, CacheEntry, MemoryCache, SQLiteCache, open_backend
+from tether.cache import CacheBackend, CacheEntry, MemoryCache, RedisCache, SQLiteCache, open_backend
 from tether.errors import SpecError
 from tether.state.memory import MemoryStore
 from tether.state.sqlite import SQLiteStore
@@ -206,7 +206,8 @@ async def test_sqlite_cache_tables_are_versioned_and_expired_entries_swept(tmp_p
 
 
 async def test_open_backend_resolves_names_urls_and_the_state_store(tmp_path: Path) -> None:
-    """'memory' → MemoryCache; 'sqlite:///p' → SQLiteCache on p; 'state' follows the state store."""
+    """'memory' → MemoryCache; 'sqlite:///p' → SQLiteCache on p; 'redis://…' → RedisCache (no I/O
+    until used); 'state' follows the state store; an unknown scheme is refused."""
     assert isinstance(open_backend("memory"), MemoryCache)
     by_url = open_backend(f"sqlite:///{tmp_path / 'u.db'}", max_entries=5)
     assert isinstance(by_url, SQLiteCache)
@@ -216,8 +217,14 @@ async def test_open_backend_resolves_names_urls_and_the_state_store(tmp_path: Pa
     assert isinstance(shared, SQLiteCache)
     assert shared.path == store.path
     assert isinstance(open_backend("state", store=MemoryStore()), MemoryCache)
+    redis_backend = open_backend("redis://127.0.0.1:1/0?name=api", eviction="lfu")
+    assert isinstance(redis_backend, RedisCache)
+    assert redis_backend.eviction == "lfu"
+    await redis_backend.aclose()
     with pytest.raises(ValueError, match=r"Cache\.backend"):
-        open_backend("redis://localhost")
+        open_backend("mongodb://localhost")
+    with pytest.raises(ValueError, match="needs the Redis backend"):
+        open_backend("memory", eviction="ttl")
     with pytest.raises(SpecError):
         open_backend("sqlite:///")
     for backend in (by_url, shared):

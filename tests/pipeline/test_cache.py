@@ -500,7 +500,8 @@ async def test_a_failing_backend_is_reported_and_the_call_goes_on(
         ({"max_bytes": "lots"}, "max_bytes must look like"),
         ({"vary_headers": ["Bad Header"]}, "HTTP header names, got 'Bad Header'"),
         ({"methods": []}, "at least one method"),
-        ({"backend": "redis://x"}, "Cache.backend must be"),
+        ({"backend": "mongodb://x"}, "Cache.backend must be"),
+        ({"eviction": "lfu"}, "needs the Redis backend"),
     ],
 )
 def test_bad_options_are_refused_with_the_rule_and_the_value(kwargs: dict[str, Any], message: str) -> None:

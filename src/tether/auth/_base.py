@@ -154,6 +154,11 @@ class Authenticator(abc.ABC):
     async def authenticate(self, request: httpx2.Request, next: Handler) -> httpx2.Response:
         """Send ``request`` signed (a signed copy) through ``next``."""
 
+    async def preview(self, request: httpx2.Request) -> httpx2.Request | None:
+        """A copy of ``request`` signed as ``authenticate`` would sign it, without sending it;
+        ``None`` when signing needs the network (e.g. a token not fetched yet)."""
+        return None
+
     def status(self) -> dict[str, Any]:
         return {}
 
@@ -171,6 +176,9 @@ class SigningAuthenticator(Authenticator):
     @abc.abstractmethod
     async def sign(self, request: httpx2.Request, secrets: Sequence[Secret]) -> httpx2.Request:
         """A signed copy of ``request`` made with ``secrets`` (one per ref, in order)."""
+
+    async def preview(self, request: httpx2.Request) -> httpx2.Request | None:
+        return await self.sign(request, [await ref.get() for ref in self._refs])
 
     async def authenticate(self, request: httpx2.Request, next: Handler) -> httpx2.Response:
         used = [await ref.get() for ref in self._refs]
@@ -267,6 +275,27 @@ class AuthPolicy:
             ctx.extras[EXTRA_HEADERS] = tuple(sorted(self._auth.header_names))
             ctx.extras[EXTRA_PARAMS] = tuple(sorted(self._auth.param_names))
         return await self._auth.authenticate(request, next)
+
+    async def credential_material(self, request: httpx2.Request) -> list[tuple[str, str, str]] | None:
+        """The credential values this stage would put on ``request`` (for the cache's key, which
+        hashes them and never stores them): ``[]`` for another origin, ``None`` when the scheme
+        cannot sign without the network."""
+        if self._origin is not None and origin_of(request.url) != self._origin:
+            return []
+        signed = await self._auth.preview(request)
+        if signed is None:
+            return None
+        material = [
+            ("h", name, value)
+            for name in sorted(self._auth.header_names)
+            for value in signed.headers.get_list(name)
+        ]
+        material += [
+            ("q", name, value)
+            for name in sorted(self._auth.param_names)
+            for value in signed.url.params.get_list(name)
+        ]
+        return material
 
     def _strip(self, request: httpx2.Request, target: Origin) -> httpx2.Request:
         ctx = request.extensions.get(CONTEXT_KEY)

@@ -32,10 +32,11 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 from urllib.parse import urlencode
 
 import httpx2
@@ -115,6 +116,26 @@ _CALLER_CONDITIONALS: Final = (
 #: Headers a 304 may not change in the stored response.
 _KEEP_ON_304: Final = frozenset({"content-length", "content-type", "content-encoding", "content-range"})
 _HEX_KEY: Final = re.compile(r"[0-9a-f]{64}")
+#: Polling for another instance's fill: the first pause and the longest (seconds).
+_FIRST_POLL: Final = 0.005
+_LAST_POLL: Final = 0.05
+
+CredentialMaterial = Callable[[httpx2.Request], Awaitable[Sequence[tuple[str, str, str]] | None]]
+"""What the auth stage offers the cache: the credential material it would sign ``request`` with
+(``("h", header, value)`` / ``("q", param, value)``), ``None`` when it cannot tell without the
+network (an OAuth2 token not fetched yet)."""
+
+
+@runtime_checkable
+class SharedFill(Protocol):
+    """A backend shared by processes that can coalesce their identical misses (``RedisCache``)."""
+
+    async def claim(self, key: str, owner: str, *, ttl: float) -> bool: ...
+
+    async def release(self, key: str, owner: str) -> None: ...
+
+    async def peek(self, key: str, *, now: float) -> tuple[CacheEntry | None, bool]: ...
+
 
 CacheState = Literal["hit", "miss", "stale", "revalidated", "bypass", "refresh"]
 Mode = Literal["use", "refresh", "bypass"]
@@ -143,12 +164,15 @@ class CacheSettings:
     keep_expired: float
     endpoint_ttls: Mapping[str, float]
     path_ttls: tuple[tuple[str, float], ...]
+    param_ttls: tuple[tuple[str, str, float], ...]
     max_entries: int
     max_bytes: int
+    eviction: str
     vary_headers: tuple[str, ...]
     revalidate: bool
     coalesce: bool
     methods: frozenset[str]
+    fill_timeout: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,19 +184,28 @@ class Cache:
     ``ttl_by_endpoint``: per-endpoint TTLs, keyed by endpoint name (``endpoint=`` of the call, or
     the spec's endpoint) or by a path glob starting with ``/`` (relative to the client's base
     URL, e.g. ``"/historical/*"``); names win over globs, globs are tried in order.
+    ``ttl_by_param``: TTLs chosen by the value of a query parameter, for APIs where one endpoint
+    serves several kinds of data (``{"interval": {"daily": "historical_daily", "weekly":
+    "historical_weekly"}}``); tried before ``ttl_by_endpoint``.
     ``stale_if_error``: how long past expiry an entry may still answer when the upstream fails
     (``None``: never).
     ``keep_expired``: keep expired entries at least this long, for the fallback's ``StaleCache``
     step (which serves them however old); they are kept anyway for ``stale_if_error``, and one
     more TTL when revalidating.
-    ``max_entries`` / ``max_bytes``: LRU bounds of the backend the policy makes.
+    ``max_entries`` / ``max_bytes``: bounds of the backend the policy makes.
+    ``eviction``: which entry goes when a bound is reached: ``lru`` (every backend), ``lfu`` or
+    ``ttl`` (the Redis backend; see ``tether.cache.RedisCache``).
     ``vary_headers``: request headers that are part of the key.
     ``revalidate``: send ``If-None-Match`` / ``If-Modified-Since`` for an expired entry with a
     validator, and reuse it on a 304.
     ``coalesce``: concurrent identical calls share one upstream call.
     ``methods``: what is cached (GET and HEAD).
-    ``backend``: ``"memory"``, ``"sqlite:///path"``, ``"state"`` (the state store's SQLite
-    file), or a ``CacheBackend`` object (its own bounds apply; it may be shared by clients).
+    ``backend``: ``"memory"``, ``"sqlite:///path"``, ``"redis://host:port/db"`` (shared by every
+    instance: entries, bounds, and coalescing of identical misses across processes), ``"state"``
+    (the state store's SQLite file), or a ``CacheBackend`` object (its own bounds apply; it may
+    be shared by clients).
+    ``fill_timeout``: with a shared backend, how long a caller waits for another instance that
+    is fetching the same key before fetching itself (also the fill lock's lifetime).
     """
 
     kind: ClassVar[str] = "cache"
@@ -181,6 +214,7 @@ class Cache:
     DEFAULT_MAX_ENTRIES: ClassVar[int] = DEFAULT_MAX_ENTRIES
     DEFAULT_MAX_BYTES: ClassVar[int] = DEFAULT_MAX_BYTES
     DEFAULT_METHODS: ClassVar[frozenset[str]] = frozenset({"GET", "HEAD"})
+    DEFAULT_FILL_TIMEOUT: ClassVar[float] = 30.0
     PRESETS: ClassVar[Mapping[str, float]] = TTL_PRESETS
     #: Failures a stale entry answers, besides ``APIError`` with a 5xx status.
     STALE_ON: ClassVar[tuple[type[TetherError], ...]] = (
@@ -196,16 +230,24 @@ class Cache:
     stale_if_error: Duration | None = None
     keep_expired: Duration = 0.0
     ttl_by_endpoint: Mapping[str, Duration] = field(default_factory=dict)
+    ttl_by_param: Mapping[str, Mapping[str, Duration]] = field(default_factory=dict)
     max_entries: int = DEFAULT_MAX_ENTRIES
     max_bytes: Size = DEFAULT_MAX_BYTES
+    eviction: Literal["lru", "lfu", "ttl"] = "lru"
     vary_headers: Iterable[str] = ()
     revalidate: bool = False
     coalesce: bool = True
     methods: Iterable[str] = DEFAULT_METHODS
     backend: CacheBackend | str = "memory"
+    fill_timeout: Duration = DEFAULT_FILL_TIMEOUT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ttl_by_endpoint", MappingProxyType(dict(self.ttl_by_endpoint)))
+        object.__setattr__(
+            self,
+            "ttl_by_param",
+            MappingProxyType({k: MappingProxyType(dict(v)) for k, v in dict(self.ttl_by_param).items()}),
+        )
         object.__setattr__(self, "vary_headers", tuple(self.vary_headers))
         object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
         self.settings()  # validates
@@ -230,6 +272,17 @@ class Cache:
                 globs.append((key, seconds))
             else:
                 names[key] = seconds
+        by_param: list[tuple[str, str, float]] = []
+        for param, values in self.ttl_by_param.items():
+            if not isinstance(param, str) or not param or not isinstance(values, Mapping):
+                raise ValueError(
+                    "Cache.ttl_by_param maps a query parameter name to {value: ttl}, "
+                    f"got {param!r}: {values!r}"
+                )
+            for value, given in values.items():
+                by_param.append(
+                    (param, str(value), _parse_ttl(given, f"Cache.ttl_by_param[{param!r}][{value!r}]"))
+                )
         max_entries, max_bytes = check_bounds(self.max_entries, self.max_bytes)
         vary = []
         for name in self.vary_headers:
@@ -240,7 +293,7 @@ class Cache:
         if not methods:
             raise ValueError("Cache.methods must name at least one method, got none")
         if isinstance(self.backend, str):
-            check_backend_name(self.backend)
+            check_backend_name(self.backend, self.eviction)
         elif not isinstance(self.backend, CacheBackend):
             raise ValueError(f"Cache.backend must be a name, a URL or a CacheBackend, got {self.backend!r}")
         return CacheSettings(
@@ -249,12 +302,15 @@ class Cache:
             keep_expired=parse_duration(self.keep_expired, name="keep_expired"),
             endpoint_ttls=MappingProxyType(names),
             path_ttls=tuple(globs),
+            param_ttls=tuple(by_param),
             max_entries=max_entries,
             max_bytes=max_bytes,
+            eviction=self.eviction,
             vary_headers=tuple(sorted(set(vary))),
             revalidate=bool(self.revalidate),
             coalesce=bool(self.coalesce),
             methods=methods,
+            fill_timeout=parse_duration(self.fill_timeout, name="fill_timeout", allow_zero=False),
         )
 
     def build(self, env: PolicyEnv) -> CachePolicy:
@@ -274,6 +330,8 @@ class CacheStatus:
     stale_served: int
     revalidated: int
     coalesced: int
+    #: Misses answered by another instance's fetch (a shared backend's fill lock).
+    shared_fills: int = 0
 
     @property
     def hit_ratio(self) -> float:
@@ -411,6 +469,8 @@ class CachePolicy:
         "_owns_backend",
         "_revalidated",
         "_settings",
+        "_shared_fills",
+        "_signer",
         "_stale",
     )
 
@@ -425,6 +485,7 @@ class CachePolicy:
                 store=env.store,
                 max_entries=settings.max_entries,
                 max_bytes=settings.max_bytes,
+                eviction=settings.eviction,
             )
             self._owns_backend = True
         else:
@@ -436,6 +497,14 @@ class CachePolicy:
         self._auth_ids: dict[Origin, str] = {}
         self._hmac_key: bytes | None = None
         self._hits = self._misses = self._stale = self._revalidated = self._coalesced = 0
+        self._shared_fills = 0
+        self._signer: CredentialMaterial | None = None
+
+    def identify_with(self, signer: CredentialMaterial) -> None:
+        """Let the auth stage below say, before a call is sent, which credential signs it (the
+        client wires this). The cache then keys even a new client's first call by its
+        credential, and may share a fill lock with other instances."""
+        self._signer = signer
 
     def __repr__(self) -> str:
         return f"CachePolicy(backend={self._backend!r})"
@@ -459,7 +528,11 @@ class CachePolicy:
             if ctx is not None:
                 ctx.meta.update(from_cache=False, stale=False, cache="bypass")
             return await next(request)
-        key = await self._key(request)
+        try:
+            key = await self._key(request)
+        except StateStoreError as exc:  # the backend is away: carry on uncached
+            self._backend_failed("identity_key", exc)
+            return await next(request)
         if ctx is not None:
             ctx.extras[CACHE_KEY_KEY] = key.key
             ctx.extras[STALE_LOOKUP_KEY] = self._stale_lookup(request, key, ctx)
@@ -506,9 +579,79 @@ class CachePolicy:
             self._hits += 1
             self._emit(ev.CACHE_HIT, ctx, key, age=round(now - entry.stored_at, 6))
             return self._from_entry(entry, request, ctx, "hit", now)
+        backend = self._backend
+        if self._settings.coalesce and isinstance(backend, SharedFill) and self._identity_known(key):
+            return await self._serve_shared(backend, request, next, key, ctx, entry)
         self._misses += 1
         self._emit(ev.CACHE_MISS, ctx, key, expired=entry is not None)
         return await self._fetch(request, next, key, ctx, entry, looked_up=True)
+
+    def _identity_known(self, key: _Key) -> bool:
+        """Whether the key names the credential that will sign the call: no auth stage, or one
+        that told us (sharing a fill with another credential's caller would hand it their data)."""
+        return self._signer is None or key.origin in self._auth_ids
+
+    async def _serve_shared(
+        self,
+        backend: SharedFill,
+        request: httpx2.Request,
+        next: Handler,
+        key: _Key,
+        ctx: CallContext | None,
+        entry: CacheEntry | None,
+    ) -> _Served:
+        """A miss with a shared backend: one instance fetches (it holds the key's fill lock), the
+        others poll for its entry; without an entry when the lock goes, they fetch themselves."""
+        name = key.key
+        owner = uuid.uuid4().hex
+        fill = self._settings.fill_timeout
+        owned = False
+        started = self._clock.monotonic()
+        try:
+            for _ in range(2):  # lead, or wait for the leader once and then lead
+                owned = await backend.claim(name, owner, ttl=fill)
+                if owned:
+                    break
+                waited = await self._await_fill(backend, name, request, started + fill)
+                if waited is not None:
+                    now = self._clock.time()
+                    self._hits += 1
+                    self._coalesced += 1
+                    self._shared_fills += 1
+                    self._emit(ev.CACHE_HIT, ctx, key, age=round(now - waited.stored_at, 6), shared=True)
+                    served = self._from_entry(waited, request, ctx, "hit", now)
+                    if ctx is not None:
+                        ctx.meta["coalesced"] = True
+                    return served
+                if self._clock.monotonic() >= started + fill:
+                    break
+        except StateStoreError as exc:
+            self._backend_failed("claim", exc)
+        self._misses += 1
+        self._emit(ev.CACHE_MISS, ctx, key, expired=entry is not None)
+        try:
+            return await self._fetch(request, next, key, ctx, entry, looked_up=True)
+        finally:
+            if owned:
+                try:
+                    await backend.release(name, owner)
+                except StateStoreError as exc:
+                    self._backend_failed("release", exc)
+
+    async def _await_fill(
+        self, backend: SharedFill, name: str, request: httpx2.Request, until: float
+    ) -> CacheEntry | None:
+        """Poll until the key's entry is fresh (returned), its fill lock is gone, or ``until``."""
+        pause = _FIRST_POLL
+        while True:
+            await self._clock.sleep(pause)
+            now = self._clock.time()
+            found, locked = await backend.peek(name, now=now)
+            if found is not None and self._matches(found, request) and found.fresh(now):
+                return found
+            if not locked or self._clock.monotonic() >= until:
+                return None
+            pause = min(_LAST_POLL, pause * 2)
 
     async def _fetch(
         self,
@@ -716,12 +859,15 @@ class CachePolicy:
         except StateStoreError as exc:
             self._backend_failed("get", exc)
             return None
-        if entry is None or entry.method != request.method.upper():
+        if entry is None or not self._matches(entry, request):
             return None
-        for header, value in entry.vary:
-            if ", ".join(request.headers.get_list(header)) != value:
-                return None
         return entry
+
+    @staticmethod
+    def _matches(entry: CacheEntry, request: httpx2.Request) -> bool:
+        if entry.method != request.method.upper():
+            return False
+        return all(", ".join(request.headers.get_list(header)) == value for header, value in entry.vary)
 
     async def _store(self, entry: CacheEntry, now: float) -> None:
         try:
@@ -769,7 +915,20 @@ class CachePolicy:
             [request.method.upper(), url, vary, self._identity(material)], separators=(",", ":")
         )
         origin = origin_of(request.url)
+        if origin not in self._auth_ids and self._signer is not None:
+            await self._prime_identity(origin, request)
         return _Key(base=base, url=url, origin=origin, auth=self._auth_ids.get(origin, ""))
+
+    async def _prime_identity(self, origin: Origin, request: httpx2.Request) -> None:
+        """The auth stage's identity for ``origin`` before the first call is sent (when the stage
+        can sign without the network), derived exactly as ``_learn`` derives it afterwards."""
+        assert self._signer is not None
+        try:
+            material = await self._signer(request)
+        except TetherError:
+            return  # a missing secret fails the call below, where the auth stage says which
+        if material is not None:
+            self._auth_ids[origin] = self._identity(list(material))
 
     def _identity(self, material: list[tuple[str, str, str]]) -> str:
         """A keyed hash (HMAC-SHA-256 with the backend's random key) of credential material:
@@ -811,6 +970,11 @@ class CachePolicy:
 
     def _ttl_for(self, request: httpx2.Request, ctx: CallContext | None) -> float:
         settings = self._settings
+        if settings.param_ttls:
+            params = request.url.params
+            for param, value, ttl in settings.param_ttls:
+                if params.get(param) == value:
+                    return ttl
         if ctx is not None and ctx.endpoint is not None and ctx.endpoint in settings.endpoint_ttls:
             return settings.endpoint_ttls[ctx.endpoint]
         if settings.path_ttls:
@@ -865,6 +1029,7 @@ class CachePolicy:
             stale_served=self._stale,
             revalidated=self._revalidated,
             coalesced=self._coalesced,
+            shared_fills=self._shared_fills,
         )
 
     async def aclose(self) -> None:
