@@ -39,8 +39,9 @@ Spec key → option, per section (durations are seconds after loading)::
                                                        a Redis URL's query (the store's FallbackStore)
     cache.ttl / stale_if_error / max_entries / max_bytes / vary_headers / revalidate / coalesce
                                                        Cache(same names)
-    cache.backend / url                                Cache(backend="memory" | "state" |
-                                                             "sqlite:///<url>")
+    cache.backend / url / redis_url                    Cache(backend="memory" | "state" |
+                                                             "sqlite:///<url>" | <redis_url>)
+    cache.max_size_mb / eviction_policy                Cache(max_bytes=MB × 10^6 / eviction)
     endpoints.*.cache.ttl                              Cache(ttl_by_endpoint={name: ttl})
     endpoints.*.cache: false                           the Integration bypasses the cache for it
     fallback_behavior.strategy (in order)              Fallback(StaleCache() | Default(json=
@@ -501,6 +502,20 @@ def _sandbox_secret(spec: Spec, environ: Mapping[str, str] | None, interval: flo
     return source
 
 
+def _manager_source(config: Any, interval: float | None) -> dict[str, Any]:
+    """``credentials_source: secret_manager`` as the source mapping ``from_spec`` reads."""
+    source: dict[str, Any]
+    if config.secret_manager_kind() == "gcp":
+        source = {"gcp_secret_manager": config.secret_name, "project": config.secret_project}
+    else:
+        source = {"aws_secrets_manager": config.secret_name, "region": config.secret_region}
+    if config.secret_endpoint is not None:
+        source["endpoint"] = config.secret_endpoint
+    if interval is not None:
+        source["refresh_interval"] = interval
+    return source
+
+
 def auth_from(
     spec: Spec, *, base_dir: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> AuthOptions | None:
@@ -520,6 +535,8 @@ def auth_from(
     def secret(key: str) -> Any:
         if sandbox is not None and key in _SANDBOX_REPLACES:
             return sandbox
+        if key == "secret" and config.credentials_source == "secret_manager":
+            return _manager_source(config, interval)
         return _secret_value(getattr(config, key), environ, interval)
 
     out: dict[str, Any] = {}
@@ -820,10 +837,8 @@ def _cache_backend(spec: Spec, base_dir: str | os.PathLike[str] | None) -> str:
     if section.backend == "state":
         return "state"
     if section.backend == "redis":
-        raise SpecError(
-            "cache backend redis is not supported yet; use memory, sqlite (with url) or state",
-            service=spec.service.name,
-        )
+        assert section.redis_url is not None  # the model requires it
+        return section.redis_url
     url = section.url
     if not url:
         raise SpecError(
@@ -859,6 +874,10 @@ def cache_from(spec: Spec, *, base_dir: str | os.PathLike[str] | None = None) ->
         return Cache(ttl=0.0, keep_expired=keep, coalesce=False)
     folder = base_dir if base_dir is not None else _base_dir(spec)
     kwargs = _given(section, CACHE_KEYS)
+    if section.max_size_mb is not None:
+        kwargs["max_bytes"] = section.byte_bound()
+    if section.given("eviction_policy"):
+        kwargs["eviction"] = section.eviction_policy
     backend = _cache_backend(spec, folder)
     if backend != "memory":
         kwargs["backend"] = backend

@@ -8,7 +8,9 @@
 
 A secret value in ``config`` is a string (after the loader's ``${VAR}`` interpolation: a literal)
 or a mapping naming a source: ``{env: NAME}``, ``{file: path, key: dotted.key}``,
-``{command: [argv...]}``, each with an optional ``refresh_interval``. ``from_spec`` raises
+``{command: [argv...]}``, ``{aws_secrets_manager: name, region: …, endpoint: …, key: …}``,
+``{gcp_secret_manager: name, project: …, endpoint: …, key: …}``, each with an optional
+``refresh_interval``. ``from_spec`` raises
 ``SpecError`` naming the key and the rule broken (never a secret value).
 """
 
@@ -21,6 +23,7 @@ from typing import Any, Final
 
 from tether._units import Duration
 from tether.auth._base import AuthOptions
+from tether.auth._managers import aws_secrets_manager, gcp_secret_manager
 from tether.auth._oauth2 import OAuth2ClientCredentials, OAuth2RefreshToken
 from tether.auth._secrets import DEFAULT_REFRESH_INTERVAL, SecretLike, as_source, command, env, file
 from tether.auth._static import ApiKey, Basic, Bearer
@@ -88,12 +91,32 @@ def _secret(
         return as_source(raw)
     if isinstance(raw, Mapping):
         interval = raw.get("refresh_interval", interval)
-        kinds = [k for k in ("env", "file", "command") if k in raw]
+        kinds = [k for k in _SOURCE_KINDS if k in raw]
         if len(kinds) != 1:
             raise SpecError(
-                f"authentication.config.{key} must name one source: env, file or command; got {sorted(raw)}"
+                f"authentication.config.{key} must name one source: {', '.join(_SOURCE_KINDS)}; "
+                f"got {sorted(raw)}"
             )
         try:
+            if kinds[0] == "aws_secrets_manager":
+                return aws_secrets_manager(
+                    str(raw["aws_secrets_manager"]),
+                    region=_opt_text(raw, "region"),
+                    endpoint_url=_opt_text(raw, "endpoint"),
+                    key=_opt_text(raw, "key"),
+                    refresh_interval=interval,
+                )
+            if kinds[0] == "gcp_secret_manager":
+                project = _opt_text(raw, "project")
+                if not project:
+                    raise SpecError(f"authentication.config.{key}: gcp_secret_manager needs project")
+                return gcp_secret_manager(
+                    project,
+                    str(raw["gcp_secret_manager"]),
+                    endpoint=_opt_text(raw, "endpoint"),
+                    key=_opt_text(raw, "key"),
+                    refresh_interval=interval,
+                )
             if kinds[0] == "env":
                 return env(str(raw["env"]), refresh_interval=interval)
             if kinds[0] == "file":
@@ -113,6 +136,14 @@ def _secret(
     raise SpecError(
         f"authentication.config.{key} must be a string or a source mapping, got {type(raw).__name__}"
     )
+
+
+_SOURCE_KINDS: Final = ("env", "file", "command", "aws_secrets_manager", "gcp_secret_manager")
+
+
+def _opt_text(raw: Mapping[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    return None if value is None else str(value)
 
 
 def _text(config: Mapping[str, Any], key: str, default: str | None = None) -> str | None:

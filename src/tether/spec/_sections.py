@@ -98,9 +98,20 @@ AuthType = Literal["api_key", "oauth", "oauth2", "jwt", "basic", "bearer", "none
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 
 _GENERIC_AUTH_KEYS: Final = frozenset({"token_refresh", "expires_in", "refresh_interval"})
+#: Keys that read the api_key / bearer secret from a secret manager instead of ``secret``.
+_MANAGER_KEYS: Final = frozenset(
+    {
+        "credentials_source",
+        "secret_manager",
+        "secret_name",
+        "secret_project",
+        "secret_region",
+        "secret_endpoint",
+    }
+)
 _AUTH_KEYS: Final[dict[str, frozenset[str]]] = {
-    "api_key": frozenset({"key_location", "key_name", "value", "secret"}),
-    "bearer": frozenset({"key_name", "value", "secret"}),
+    "api_key": frozenset({"key_location", "key_name", "value", "secret"}) | _MANAGER_KEYS,
+    "bearer": frozenset({"key_name", "value", "secret"}) | _MANAGER_KEYS,
     "basic": frozenset({"username", "password"}),
     "oauth2": frozenset(
         {
@@ -169,6 +180,21 @@ class AuthConfig(SpecModel):
     secret: SecretRef | None = None
     """The API key (api_key), the token (bearer) or the signing key (jwt HS*). ``${VAR}`` is kept
     as a reference and read when the integration starts."""
+    credentials_source: Literal["secret_manager"] | None = None
+    """api_key/bearer: ``secret_manager`` reads the key from a secret manager (``secret_name``
+    …) instead of ``secret``; it is re-read every ``refresh_interval`` and after a 401."""
+    secret_manager: Literal["gcp", "aws"] | None = None
+    """Which secret manager: ``gcp`` (Google Cloud Secret Manager, the default when
+    ``secret_project`` is given) or ``aws`` (AWS Secrets Manager, the default otherwise)."""
+    secret_name: Text | None = None
+    """The secret's name (AWS: its name or ARN). Often ``${SECRET_NAME}``."""
+    secret_project: Text | None = None
+    """gcp: the Google Cloud project that holds the secret. Often ``${SECRET_PROJECT}``."""
+    secret_region: Text | None = None
+    """aws: the region (default: the AWS configuration's, e.g. ``AWS_REGION``)."""
+    secret_endpoint: Url | None = None
+    """The secret manager's API endpoint, to replace the public one (a private endpoint or a
+    local emulator)."""
     token_refresh: bool | None = None
     """oauth2/jwt: refresh the token before it expires (default true)."""
     expires_in: Seconds | None = None
@@ -208,6 +234,12 @@ class AuthConfig(SpecModel):
     """jwt: the ``sub`` claim."""
     claims: dict[str, Any] = Field(default_factory=dict)
     """jwt: extra claims."""
+
+    def secret_manager_kind(self) -> Literal["gcp", "aws"]:
+        """The secret manager in use: ``secret_manager``, else gcp with a project, else aws."""
+        if self.secret_manager is not None:
+            return self.secret_manager
+        return "gcp" if self.secret_project is not None else "aws"
 
     @field_validator("value")
     @classmethod
@@ -284,7 +316,27 @@ class Authentication(SpecModel):
             if getattr(config, key) is None:
                 raise FieldRuleError(("config",), f"{self.type} authentication needs config.{key} ({why})")
 
-        if self.scheme in ("api_key", "bearer"):
+        if config.credentials_source == "secret_manager":
+            need("secret_name", "the secret to read from the secret manager")
+            if config.secret is not None:
+                raise FieldRuleError(
+                    ("config", "secret"), "give secret or credentials_source: secret_manager, not both"
+                )
+            if config.secret_manager_kind() == "gcp":
+                need("secret_project", "the Google Cloud project of the secret")
+            elif config.secret_project is not None:
+                raise FieldRuleError(
+                    ("config", "secret_project"), "secret_project applies to secret_manager gcp, not aws"
+                )
+            if config.secret_manager_kind() == "gcp" and config.secret_region is not None:
+                raise FieldRuleError(
+                    ("config", "secret_region"), "secret_region applies to secret_manager aws, not gcp"
+                )
+        else:
+            for key in sorted(_MANAGER_KEYS - {"credentials_source"}):
+                if getattr(config, key) is not None:
+                    raise FieldRuleError(("config", key), f"{key} needs credentials_source: secret_manager")
+        if self.scheme in ("api_key", "bearer") and config.credentials_source is None:
             need("secret", "the key, e.g. '${API_KEY}'")
         elif self.scheme == "basic":
             need("username", "the user name")
@@ -624,12 +676,15 @@ class Cache(SpecModel):
     enabled: bool = True
     """``false`` keeps the section but turns caching off."""
     backend: Literal["memory", "sqlite", "redis", "state"] = "memory"
-    """Where entries live: ``memory`` (one process), ``sqlite`` (the file ``url``), or ``state``
-    (the state store's SQLite file, or memory with a memory store). ``redis`` is refused by
-    ``tether.open`` (no Redis cache backend yet)."""
+    """Where entries live: ``memory`` (one process), ``sqlite`` (the file ``url``), ``redis``
+    (``redis_url``: shared by every instance, with coalescing of identical misses across
+    processes), or ``state`` (the state store's SQLite file, or memory with a memory store)."""
     url: str | None = None
     """The sqlite file (a path, relative to the spec's folder, or ``sqlite:///path``) for the
     ``sqlite`` backend."""
+    redis_url: str | None = None
+    """The Redis of the ``redis`` backend (``redis://host:6379/0``; query options ``namespace``,
+    ``name``, ``timeout``)."""
     ttl: Seconds = DEFAULT_TTL
     """How long a response is fresh (per-endpoint ``cache.ttl`` overrides it)."""
     stale_if_error: Annotated[Seconds | None, BeforeValidator(_stale), AlsoAccepts({"const": False})] = None
@@ -637,13 +692,43 @@ class Cache(SpecModel):
     max_entries: PositiveInt = DEFAULT_MAX_ENTRIES
     """LRU bound on the number of entries."""
     max_bytes: Size = DEFAULT_MAX_BYTES
-    """LRU bound on the bytes held."""
+    """Bound on the bytes held (body, headers and URL of each entry)."""
+    max_size_mb: Annotated[float, Field(gt=0)] | None = None
+    """The same bound in megabytes (10^6 bytes); give this or ``max_bytes``."""
+    eviction_policy: Literal["lru", "lfu", "ttl"] = "lru"
+    """Which entry goes when a bound is reached: least recently used, least frequently used, or
+    closest to expiry. ``lfu`` and ``ttl`` need the ``redis`` backend."""
     vary_headers: tuple[HeaderName, ...] = ()
     """Request headers that are part of the cache key (credential identity always is)."""
     revalidate: bool = False
     """Revalidate expired entries with ETag / Last-Modified."""
     coalesce: bool = True
-    """Concurrent identical misses share one upstream call."""
+    """Concurrent identical misses share one upstream call (with ``redis``: across processes)."""
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> Cache:
+        if self.backend == "redis" and not self.redis_url:
+            raise FieldRuleError(
+                ("redis_url",), "backend redis needs redis_url (e.g. redis://localhost:6379/0)"
+            )
+        if self.redis_url is not None and self.backend != "redis":
+            raise FieldRuleError(("redis_url",), f"redis_url applies to backend redis, not {self.backend}")
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise FieldRuleError(("redis_url",), "redis_url must start with redis://, rediss:// or unix://")
+        if self.eviction_policy != "lru" and self.backend not in ("redis",):
+            raise FieldRuleError(
+                ("eviction_policy",),
+                f"eviction_policy {self.eviction_policy} needs backend redis; {self.backend} evicts lru",
+            )
+        if self.max_size_mb is not None and self.given("max_bytes"):
+            raise FieldRuleError(("max_size_mb",), "give max_size_mb or max_bytes, not both")
+        return self
+
+    def byte_bound(self) -> int:
+        """The byte bound in force: ``max_size_mb`` when given, else ``max_bytes``."""
+        if self.max_size_mb is not None:
+            return int(self.max_size_mb * 1000**2)
+        return int(self.max_bytes)
 
 
 class Bulkhead(SpecModel):
