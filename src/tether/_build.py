@@ -11,7 +11,8 @@ Spec key → option, per section (durations are seconds after loading)::
 
     timeouts.{connect,read,write,pool,attempt,total}  Timeouts(same names)
     retry.max_attempts / initial_delay / max_delay     Retry(attempts / initial / max_delay)
-    retry.backoff / backoff_multiplier / jitter        Retry(backoff / multiplier / jitter)
+    retry.backoff / backoff_multiplier / jitter / jitter_max
+                                                       Retry(backoff / multiplier / jitter / jitter_max)
     retry.retry_on / never_retry_on                    Retry(retry_on / never_retry_on)
     retry.retry_conditions                             Retry(retry_on_errors)
     retry.respect_retry_after / max_retry_after        Retry(same names)
@@ -43,6 +44,8 @@ Spec key → option, per section (durations are seconds after loading)::
                                                              "sqlite:///<url>" | <redis_url>)
     cache.max_size_mb / eviction_policy                Cache(max_bytes=MB × 10^6 / eviction)
     endpoints.*.cache.ttl                              Cache(ttl_by_endpoint={name: ttl})
+    cache.ttl_by_path / ttl_by_param                   Cache(ttl_by_endpoint={glob: ttl} / ttl_by_param)
+    monitoring.tracing.enabled / sample_rate           Tracing(sample_rate=)
     endpoints.*.cache: false                           the Integration bypasses the cache for it
     fallback_behavior.strategy (in order)              Fallback(StaleCache() | Default(json=
                                                        default_response) | Alternate(target) |
@@ -224,6 +227,7 @@ RETRY_KEYS: Final[tuple[tuple[str, str], ...]] = (
     ("backoff", "backoff"),
     ("backoff_multiplier", "multiplier"),
     ("jitter", "jitter"),
+    ("jitter_max", "jitter_max"),
     ("retry_on", "retry_on"),
     ("never_retry_on", "never_retry_on"),
     ("retry_conditions", "retry_on_errors"),
@@ -881,11 +885,16 @@ def cache_from(spec: Spec, *, base_dir: str | os.PathLike[str] | None = None) ->
     backend = _cache_backend(spec, folder)
     if backend != "memory":
         kwargs["backend"] = backend
-    ttls = {
-        name: endpoint.cache.ttl
-        for name, endpoint in spec.endpoints.items()
-        if endpoint.cache is not None and endpoint.cache.ttl is not None
-    }
+    ttls: dict[str, float] = dict(section.ttl_by_path)
+    ttls.update(
+        {
+            name: endpoint.cache.ttl
+            for name, endpoint in spec.endpoints.items()
+            if endpoint.cache is not None and endpoint.cache.ttl is not None
+        }
+    )
+    if section.ttl_by_param:
+        kwargs["ttl_by_param"] = {k: dict(v) for k, v in section.ttl_by_param.items()}
     if ttls:
         kwargs["ttl_by_endpoint"] = ttls
     if keep is not None:
@@ -1218,5 +1227,5 @@ def monitoring_from(spec: Spec, *, clock: Clock | None = None) -> MonitoringPart
         ]
         evaluator = AlertEvaluator(rules, clock=clock, alert_on_open=section.alert_on_open)
         listeners.append(evaluator)
-    policies = (Tracing(),) if section.tracing.enabled else ()
+    policies = (Tracing(sample_rate=section.tracing.sample_rate),) if section.tracing.enabled else ()
     return MonitoringParts(tuple(listeners), policies, evaluator)

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from tether._redact import redact_url
 from tether.cli import app
+from tether.dataapi._config import is_client_config, load_config
 from tether.spec import INFORMATIONAL, Spec, SpecLoadError, explain, load, not_enforced
 from tether.spec._endpoint import Parameter
 from tether.spec._interpolate import SECRET_KEYS
@@ -218,6 +219,22 @@ def _explain(console: Console, spec: Spec) -> None:
             console.print(f"{pad}{escape(line.text)}")
 
 
+def _check_client_config(console: Console, path: Path) -> bool:
+    """Validate a data API client configuration with the environment's overrides applied."""
+    try:
+        config = load_config(path)
+    except SpecLoadError as exc:
+        count = len(exc.problems)
+        console.print(f"[bold red]✗[/] {escape(str(path))}: {count} problem{'s' if count != 1 else ''}")
+        for problem in exc.problems:
+            console.print(escape(f"  {problem}"))
+        return False
+    console.print(f"[bold green]✓[/] {escape(str(path))}: data API client configuration (external_api)")
+    for line in config.summary():
+        console.print(f"  {escape(line)}")
+    return True
+
+
 @app.command("check")
 def check(
     specs: Annotated[list[Path], typer.Argument(help="Spec files to validate.", show_default=False)],
@@ -235,6 +252,9 @@ def check(
     console = Console(highlight=False, soft_wrap=True)
     failed = 0
     for path in specs:
+        if is_client_config(path):  # a data API client configuration (external_api:)
+            failed += not _check_client_config(console, path)
+            continue
         try:
             spec = load(path, env=env)
         except SpecLoadError as exc:

@@ -16,6 +16,7 @@ from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
 import pydantic
 
 from tether.auth import ApiKey
+from tether.dataapi._config import ClientConfig, load_config
 from tether.dataapi._models import (
     APICredentials,
     BatchRequest,
@@ -148,8 +149,28 @@ class DataAPIClient:
         self._spec: Spec | None = None
         self._tier: RateLimitTier | None = None
         self._session_id: str | None = None
+        self._config: ClientConfig | None = None
         #: The failures of the last ``get_data_batch``: identifier → error.
         self.batch_failures: dict[str, BaseException] = {}
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> DataAPIClient:
+        """A client configured by a data API configuration file (``external_api:``; see
+        ``tether.dataapi._config``), with ``EXTERNAL_API_*`` / ``SECRET_*`` variables of
+        ``environ`` (default ``os.environ``) laid over it. ``connect()`` then needs no
+        credentials: the key comes from the configured source and the tier from the file.
+        ``SpecError`` (with ``file:line:column``) when the file or a variable is invalid."""
+        config = load_config(path, environ=environ)
+        client = cls(environ=environ, **overrides)
+        client._config = config
+        return client
+
+    @property
+    def config(self) -> ClientConfig | None:
+        """The configuration file this client was made from (``from_config``), else ``None``."""
+        return self._config
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -174,30 +195,48 @@ class DataAPIClient:
 
     def _open(self, **extra: Any) -> Integration:
         assert self._spec is not None and self._store is not None
-        options: dict[str, Any] = {"state": self._store, "auth": self._auth, **self._overrides, **extra}
+        options: dict[str, Any] = {"state": self._store, **self._overrides, **extra}
+        if self._auth is not None:  # else the spec's own source (a configured secret manager)
+            options.setdefault("auth", self._auth)
         if self._base_url is not None:
             options.setdefault("base_url", self._base_url)
         return open_integration(self._spec, **options)
 
-    async def connect(self, credentials: APICredentials, timeout: float = 5.0) -> ConnectionResult:
+    async def connect(
+        self, credentials: APICredentials | None = None, timeout: float = 5.0
+    ) -> ConnectionResult:
         """Open the integration with these credentials (nothing is sent yet): the API key signs
         every request (``X-API-Key``), the tier selects the rate limit, ``timeout`` bounds the
-        connect phase of each attempt and the opening itself."""
+        connect phase of each attempt and the opening itself. A client made by ``from_config``
+        may connect without credentials: the key comes from the configured source (read now, so
+        a missing secret fails here) and the tier from the file."""
         if self._integration is not None:
             await self.disconnect()
-        if not credentials.api_key.strip():
+        if credentials is None and self._config is None:
+            raise AuthenticationError(
+                "connect() needs APICredentials (or a client made by DataAPIClient.from_config)",
+                service=SERVICE,
+            )
+        if credentials is not None and not credentials.api_key.strip():
             raise AuthenticationError("the API key is empty", service=SERVICE)
         if timeout <= 0:
             raise RequestValidationError(
                 f"timeout must be > 0 seconds, got {timeout!r}", parameter="timeout", service=SERVICE
             )
-        tier = credentials.tier
+        tier = credentials.tier if credentials is not None else RateLimitTier(self._config_tier())
         environ = dict(os.environ if self._environ is None else self._environ)
         environ["EXTERNAL_API_RATE_TIER"] = tier.value
-        with resources.as_file(bundled_spec_path()) as path:
-            self._spec = load(path, env=self._env, environ=environ)
+        if self._config is not None:
+            self._spec = self._config.spec(environ=environ)
+        else:
+            with resources.as_file(bundled_spec_path()) as path:
+                self._spec = load(path, env=self._env, environ=environ)
         self._store = MemoryStore()
-        self._auth = ApiKey(secret=secret_value(credentials.api_key), header=API_KEY_HEADER)
+        self._auth = (
+            ApiKey(secret=secret_value(credentials.api_key), header=API_KEY_HEADER)
+            if credentials is not None
+            else None
+        )
         integration = self._open()
         if "timeout" not in self._overrides and integration.client.timeouts.connect != timeout:
             timeouts = dataclasses.replace(integration.client.timeouts, connect=timeout)
@@ -218,6 +257,10 @@ class DataAPIClient:
             rate_limit_tier=tier,
             timestamp=datetime.now(UTC),
         )
+
+    def _config_tier(self) -> str:
+        assert self._config is not None
+        return self._config.tier
 
     async def disconnect(self) -> DisconnectionResult:
         """Close every connection pool and the state store; safe to call twice."""

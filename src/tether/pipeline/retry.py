@@ -32,6 +32,7 @@ How long to wait before attempt ``n + 1`` (``n`` = the attempt that failed, 1, 2
     fixed:       base(n) = initial                          1, 1, 1, 1 s
     delay(n) = min(max_delay, base(n))
     wait(n)  = uniform(0, delay(n)) with jitter (full jitter), delay(n) without
+    wait(n)  = delay(n) + uniform(0, jitter_max) with jitter and ``jitter_max`` (bounded jitter)
 
     A wait the server asked for (``Retry-After`` as seconds or an HTTP-date; the rate-limit reset
     on a 429 or when no quota remains, see ``tether.pipeline._headers.server_wait``) replaces the
@@ -309,6 +310,8 @@ class Retry:
     max_delay: Duration = DEFAULT_MAX_DELAY
     backoff: Backoff = DEFAULT_BACKOFF
     jitter: bool = DEFAULT_JITTER
+    #: Bounded jitter: add up to this many seconds to each delay instead of full jitter.
+    jitter_max: Duration | None = None
     retry_on: Collection[int] = DEFAULT_RETRY_ON
     never_retry_on: Collection[int] = DEFAULT_NEVER_RETRY_ON
     retry_on_errors: Collection[str] = DEFAULT_RETRY_ON_ERRORS
@@ -378,6 +381,8 @@ class Retry:
                 f"Retry.when must be a RetryPredicate (retry_on_status(...), retry_on(...), retry_if(fn)), "
                 f"got {self.when!r}"
             )
+        if self.jitter_max is not None:
+            put(self, "jitter_max", parse_duration(self.jitter_max, name="Retry.jitter_max"))
         if isinstance(self.max_retry_after, Default):
             put(self, "max_retry_after", max_delay)
         else:
@@ -472,6 +477,7 @@ class RetryPolicy:
         "_idempotency_header",
         "_initial",
         "_jitter",
+        "_jitter_max",
         "_max_delay",
         "_max_retry_after",
         "_multiplier",
@@ -496,6 +502,7 @@ class RetryPolicy:
         self._multiplier = float(options.multiplier)
         self._backoff: Backoff = options.backoff
         self._jitter = options.jitter
+        self._jitter_max = None if options.jitter_max is None else parse_duration(options.jitter_max)
         limit = options.max_retry_after
         self._max_retry_after = self._max_delay if isinstance(limit, Default) else parse_duration(limit)
         self._respect_retry_after = options.respect_retry_after
@@ -534,9 +541,13 @@ class RetryPolicy:
         return min(self._max_delay, base)
 
     def wait(self, failed_attempt: int) -> float:
-        """``wait(n)``: the delay with full jitter applied (when on)."""
+        """``wait(n)``: the delay with jitter applied (when on): full, or bounded by ``jitter_max``."""
         delay = self.delay(failed_attempt)
-        return self._rng.uniform(0.0, delay) if self._jitter else delay
+        if not self._jitter:
+            return delay
+        if self._jitter_max is not None:
+            return delay + self._rng.uniform(0.0, self._jitter_max)
+        return self._rng.uniform(0.0, delay)
 
     # --- deciding --------------------------------------------------------------------------
 

@@ -49,7 +49,6 @@ NOT_ENFORCED: Final[frozenset[str]] = frozenset(
         "monitoring.metrics",
         "monitoring.logging.include_headers",
         "monitoring.logging.include_body",
-        "monitoring.tracing.sample_rate",
         # testing: fixtures_location, mock_responses, sandbox_url, test_credentials and
         # contract_tests are wired (cassettes, tether mock, the sandbox environment, tether verify)
         "testing.integration_tests.use_sandbox",

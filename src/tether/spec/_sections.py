@@ -582,6 +582,8 @@ class Retry(SpecModel):
     """Growth factor of exponential backoff."""
     jitter: bool = True
     """Full jitter: each delay is drawn uniformly from zero to the computed delay."""
+    jitter_max: Millis | None = None
+    """Bounded jitter instead: add up to this much to each computed delay (with ``jitter``)."""
     retry_on: tuple[HttpStatus, ...] = DEFAULT_RETRY_ON
     """Response statuses that are retried."""
     never_retry_on: tuple[HttpStatus, ...] = DEFAULT_NEVER_RETRY_ON
@@ -700,6 +702,12 @@ class Cache(SpecModel):
     closest to expiry. ``lfu`` and ``ttl`` need the ``redis`` backend."""
     vary_headers: tuple[HeaderName, ...] = ()
     """Request headers that are part of the cache key (credential identity always is)."""
+    ttl_by_path: dict[str, Seconds] = Field(default_factory=dict)
+    """TTLs for request paths, by glob relative to the base URL (``"/metadata/*": 24h``);
+    endpoint ``cache.ttl`` wins."""
+    ttl_by_param: dict[str, dict[str, Seconds]] = Field(default_factory=dict)
+    """TTLs by the value of a query parameter, for endpoints serving several kinds of data
+    (``{interval: {daily: 1h, weekly: 24h}}``); tried before any other TTL."""
     revalidate: bool = False
     """Revalidate expired entries with ETag / Last-Modified."""
     coalesce: bool = True
@@ -720,6 +728,11 @@ class Cache(SpecModel):
                 ("eviction_policy",),
                 f"eviction_policy {self.eviction_policy} needs backend redis; {self.backend} evicts lru",
             )
+        for path in self.ttl_by_path:
+            if not path.startswith("/"):
+                raise FieldRuleError(
+                    ("ttl_by_path", path), f"ttl_by_path keys are paths starting with /, got {path!r}"
+                )
         if self.max_size_mb is not None and self.given("max_bytes"):
             raise FieldRuleError(("max_size_mb",), "give max_size_mb or max_bytes, not both")
         return self

@@ -10,6 +10,7 @@ SDK configured, spans are no-ops.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,23 +41,41 @@ class Tracing:
 
     tracer_provider: TracerProvider | None = None
     propagate: bool = True
+    #: The share of calls traced (``0.1``: one in ten, drawn per call); the others pass untraced.
+    sample_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sample_rate, bool) or not 0.0 <= float(self.sample_rate) <= 1.0:
+            raise ValueError(f"Tracing.sample_rate must be between 0 and 1, got {self.sample_rate!r}")
 
     def build(self, env: PolicyEnv) -> TracingPolicy:
         tracer = trace.get_tracer("tether", _VERSION, tracer_provider=self.tracer_provider)
-        return TracingPolicy(tracer, env, propagate=self.propagate)
+        return TracingPolicy(tracer, env, propagate=self.propagate, sample_rate=float(self.sample_rate))
 
 
 class TracingPolicy:
     """Runtime of ``Tracing``: the call's span."""
 
-    __slots__ = ("_env", "_propagate", "_tracer")
+    __slots__ = ("_env", "_propagate", "_rng", "_sample_rate", "_tracer")
 
-    def __init__(self, tracer: Tracer, env: PolicyEnv, *, propagate: bool) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        env: PolicyEnv,
+        *,
+        propagate: bool,
+        sample_rate: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
         self._tracer = tracer
         self._env = env
         self._propagate = propagate
+        self._sample_rate = sample_rate
+        self._rng = rng if rng is not None else random.Random()
 
     async def __call__(self, request: httpx2.Request, next: Handler) -> httpx2.Response:
+        if self._sample_rate < 1.0 and self._rng.random() >= self._sample_rate:
+            return await next(request)  # not sampled: no span, no traceparent
         ctx = request.extensions.get(CONTEXT_KEY)
         endpoint = ctx.endpoint if isinstance(ctx, CallContext) else None
         name = f"{self._env.service} {endpoint or request.method}"
