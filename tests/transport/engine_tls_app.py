@@ -76,8 +76,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 class TlsServer:
     """Serves ``app`` with hypercorn over TLS on 127.0.0.1 (a free port) while entered."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, alpn: tuple[str, ...] = ("h2", "http/1.1")) -> None:
         self._workdir = workdir
+        self._alpn = list(alpn)
         self._shutdown = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.ca = trustme.CA()
@@ -102,7 +103,7 @@ class TlsServer:
         sock.close()
         config.certfile = str(cert_path)
         config.keyfile = str(cert_path)
-        config.alpn_protocols = ["h2", "http/1.1"]
+        config.alpn_protocols = self._alpn
         config.accesslog = None
         config.errorlog = None
         config.graceful_timeout = 0.5

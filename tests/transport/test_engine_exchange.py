@@ -15,7 +15,7 @@ from engine_helpers import plain_client
 from tether import Timeouts
 from tether.mock import Fault, FaultServer
 from tether.transport import AiohttpTransport, EngineOptions, create_transport
-from tether.transport._http2 import Http2Transport
+from tether.transport._negotiate import NegotiatingTransport
 
 
 async def test_a_json_body_arrives_through_the_transport(
@@ -203,9 +203,9 @@ async def test_streaming_100_mb_keeps_memory_flat(fault_server: FaultServer) -> 
 
 
 def test_the_factory_picks_the_engine_by_http_version() -> None:
-    """http_version "1.1" gives the aiohttp engine, "2" the httpx2 HTTP/2 engine."""
+    """http_version "1.1" gives the aiohttp engine, "2" HTTP/2 by ALPN with aiohttp as the fallback."""
     assert isinstance(create_transport(EngineOptions()), AiohttpTransport)
-    assert isinstance(create_transport(EngineOptions(http_version="2")), Http2Transport)
+    assert isinstance(create_transport(EngineOptions(http_version="2")), NegotiatingTransport)
 
 
 async def test_a_closed_transport_refuses_new_requests(fault_server: FaultServer) -> None:
