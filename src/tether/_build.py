@@ -180,7 +180,14 @@ from tether.spec._model import SANDBOX
 from tether.spec._ops import Costs, ErrorMapping, FallbackBehavior
 from tether.spec._sections import Dlq as SpecDlq
 from tether.spec._sections import Timeouts as SpecTimeouts
-from tether.telemetry import AlertEvaluator, AlertRule, PrometheusListener, StructlogListener, Tracing
+from tether.telemetry import (
+    AlertEvaluator,
+    AlertRule,
+    AuditLog,
+    PrometheusListener,
+    StructlogListener,
+    Tracing,
+)
 from tether.transport import EngineOptions
 
 if TYPE_CHECKING:
@@ -1209,6 +1216,14 @@ def monitoring_from(spec: Spec, *, clock: Clock | None = None) -> MonitoringPart
     listeners: list[Any] = [StructlogListener(min_level=_LOG_LEVELS[section.logging.level])]
     if section.metrics_enabled:
         listeners.append(PrometheusListener())
+    if section.audit is not None:
+        audit = section.audit
+        if audit.file is not None:
+            path = Path(audit.file)
+            folder = _base_dir(spec)
+            listeners.append(AuditLog(path if path.is_absolute() or folder is None else folder / path))
+        else:
+            listeners.append(AuditLog(logger=audit.logger))
     if section.logging.mask_fields:
         redaction.add_names(headers=section.logging.mask_fields, params=section.logging.mask_fields)
     evaluator: AlertEvaluator | None = None

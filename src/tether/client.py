@@ -25,7 +25,7 @@ from tether._redact import redact_url
 from tether._units import Duration
 from tether.auth import AuthLike, as_auth
 from tether.cassette import Cassette, CassetteTransport, RecordMode, as_cassette
-from tether.errors import TetherError, error_for_status
+from tether.errors import Rejected, TetherError, error_for_status
 from tether.events import EventBus, Listener
 from tether.pipeline._base import Pipeline, PolicyEnv, PolicyOptions
 from tether.pipeline.breaker import Breaker
@@ -290,7 +290,15 @@ class Client:
         try:
             response = await self._pipeline(request)
         except TetherError as exc:
-            self._report_call(ev.CALL_FAILED, ctx, started, error_type=type(exc).__name__)
+            self._report_call(
+                ev.CALL_FAILED,
+                ctx,
+                started,
+                error_type=type(exc).__name__,
+                error_code=exc.error_code,
+                status=exc.status_code,
+                rejected=isinstance(exc, Rejected),
+            )
             if not self._raise_for_status and exc.response is not None and exc.status_code is not None:
                 return exc.response
             raise
@@ -304,6 +312,8 @@ class Client:
             elapsed=round(self._clock.monotonic() - started, 6),
             attempts=ctx.meta.get("attempts", max(ctx.attempt, 1)),
             from_cache=bool(ctx.meta.get("from_cache")),
+            request_id=ctx.request_id,
+            served_by=_served_by(ctx.meta, failed=name == ev.CALL_FAILED),
             **fields,
         )
 
@@ -459,6 +469,16 @@ class Client:
         base = self._base_url
         path = base.raw_path.split(b"?", 1)[0] + target.raw_path.lstrip(b"/")
         return base.copy_with(raw_path=path)
+
+
+def _served_by(meta: Mapping[str, Any], *, failed: bool) -> str | None:
+    """Who answered the call: the fallback's step, the cache, the network (``None``: nobody)."""
+    served = meta.get("served_by")
+    if isinstance(served, str) and served != "primary":
+        return served
+    if meta.get("from_cache"):
+        return "stale_cache" if meta.get("stale") else "cache"
+    return None if failed else "network"
 
 
 def _resilience_policies(

@@ -424,6 +424,21 @@ class Tracing(SpecModel):
     """Fraction of calls traced."""
 
 
+class AuditSpec(SpecModel):
+    """Where the audit log goes: a file (relative to the spec's folder) or a logger."""
+
+    file: str | None = None
+    """A JSON-lines file, appended to."""
+    logger: str | None = None
+    """A ``logging`` logger name; each line is logged at INFO."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AuditSpec:
+        if (self.file is None) == (self.logger is None):
+            raise ValueError("monitoring.audit takes one of file or logger")
+        return self
+
+
 class Monitoring(SpecModel):
     """Metrics, logs, traces and alerts."""
 
@@ -446,6 +461,9 @@ class Monitoring(SpecModel):
     """Alert rules."""
     tracing: Tracing = Tracing()
     """Tracing."""
+    audit: AuditSpec | None = None
+    """An audit log: one JSON line per call (time, request id, endpoint, status, attempts,
+    outcome, served_by; never a credential or a body) to a file or a logger."""
 
 
 # --- costs, bandwidth, rights ----------------------------------------------------------------------

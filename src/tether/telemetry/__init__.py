@@ -8,6 +8,7 @@ Logs and metrics are event listeners (``tether.events.Listener``): pass them to
 from __future__ import annotations
 
 from tether.telemetry._alerts import AlertEvaluator, AlertRule
+from tether.telemetry._audit import AuditLog
 from tether.telemetry._logging import StructlogListener, mask_processor
 from tether.telemetry._prometheus import PrometheusListener
 from tether.telemetry._tracing import Tracing
@@ -15,6 +16,7 @@ from tether.telemetry._tracing import Tracing
 __all__ = [
     "AlertEvaluator",
     "AlertRule",
+    "AuditLog",
     "PrometheusListener",
     "StructlogListener",
     "Tracing",
