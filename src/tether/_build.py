@@ -188,6 +188,7 @@ from tether.telemetry import (
     StructlogListener,
     Tracing,
 )
+from tether.telemetry._sla import LatencyTargets, SlaTargets
 from tether.transport import EngineOptions
 
 if TYPE_CHECKING:
@@ -1192,6 +1193,45 @@ def client_options(
     )
     options["classify"] = classifier if classifier else None
     return options
+
+
+# --- service levels ------------------------------------------------------------------------------
+
+
+def sla_from(spec: Spec) -> SlaTargets | None:
+    """``SlaTargets`` from ``sla:`` and the endpoints' ``performance:`` (``None`` without ``sla``)."""
+    sla = spec.sla
+    if sla is None:
+        return None
+    times = sla.response_time
+    default = LatencyTargets(
+        *(getattr(times, q) if times is not None else None for q in ("p50", "p95", "p99"))
+    )
+    latency = {
+        name: LatencyTargets(endpoint.performance.p50, endpoint.performance.p95, endpoint.performance.p99)
+        for name, endpoint in spec.endpoints.items()
+        if endpoint.performance is not None
+    }
+    cache = spec.cache
+    cached = frozenset(
+        name
+        for name, endpoint in spec.endpoints.items()
+        if cache is not None
+        and cache.enabled
+        and endpoint.method in ("GET", "HEAD")
+        and (endpoint.cache is None or endpoint.cache.enabled)
+    )
+    return SlaTargets(
+        latency=latency,
+        default_latency=default,
+        error_rate=sla.error_rate,
+        availability=None if sla.availability is None else sla.availability / 100.0,
+        retry_success_rate=sla.retry_success_rate,
+        cache_hit_rate=sla.cache_hit_rate,
+        breaker_recovery=sla.breaker_recovery,
+        window=sla.window,
+        cached=cached,
+    )
 
 
 # --- monitoring ---------------------------------------------------------------------------------

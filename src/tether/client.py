@@ -214,6 +214,16 @@ class Client:
     # --- introspection -----------------------------------------------------------------------
 
     @property
+    def clock(self) -> Clock:
+        """The clock the pipeline reads and sleeps with."""
+        return self._clock
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose()`` was called."""
+        return self._closed
+
+    @property
     def pipeline(self) -> Pipeline:
         return self._pipeline
 

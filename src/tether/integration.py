@@ -80,6 +80,7 @@ from tether._build import (
     fallback_from,
     header_names,
     monitoring_from,
+    sla_from,
     with_error_mapping,
 )
 from tether._clock import Clock, system_clock
@@ -109,6 +110,7 @@ from tether.spec._model import Spec
 from tether.spec._sections import Streaming
 from tether.spec._testing import cassette_path
 from tether.stream import SSEEvent, stream_events
+from tether.telemetry._sla import SlaRecorder
 from tether.validation import PreparedParams, validate_body, validate_params, validate_response
 
 __all__ = ["FetchedPage", "Integration", "MappedError", "open"]
@@ -288,6 +290,19 @@ class Integration:
         self._warned: set[str] = set()
         self._sunsets: dict[str, float] = {}
         self._latency: dict[str, _Latency] = {}
+        #: The ``sla:`` section's recorder (``None`` without one): per-operation service levels.
+        self.sla: SlaRecorder | None = None
+        targets = sla_from(spec)
+        if targets is not None:
+            self.sla = SlaRecorder(
+                spec.service.name,
+                targets,
+                operations=spec.endpoints,
+                store=self.client.store,
+                clock=self._clock,
+            )
+            self.client.events.add(self.sla)
+            self.sla.bind(self.client.events)
         versioning = spec.versioning
         self._schedule_sunset: float | None = None
         if versioning is not None and versioning.current in versioning.deprecation_schedule:
@@ -354,6 +369,8 @@ class Integration:
         """Close the client (pooled connections, the state store), the alternate integration this
         one opened, and the DLQ it opened."""
         try:
+            if self.sla is not None and not self.client.closed:
+                await self.sla.flush()
             await self.client.aclose()
         finally:
             try:
@@ -594,6 +611,8 @@ class Integration:
             raise
         finally:
             self._latency.setdefault(plan.name, _Latency()).add(self._clock.monotonic() - started)
+            if self.sla is not None:
+                await self.sla.maybe_flush()
         self._after(plan, response)
         if _served_by(ctx) == _DEFAULT_ANSWER:  # the spec's default_response: used as written
             return response, self._decode(plan, response, ctx), ctx
@@ -881,6 +900,8 @@ class Integration:
         if self.dlq is not None:
             out["dlq"] = {"backend": repr(self.dlq), "max_replays": self.dlq_schedule.attempts}
         out["endpoints"] = endpoints
+        if self.sla is not None:
+            out["sla"] = self.sla.report()
         out["deprecated"] = {name: {"sunset": _iso(self._sunset(name))} for name in sorted(self._warned)}
         return out
 
@@ -896,6 +917,8 @@ class Integration:
                 out["limiter" if kind == "rate" else kind] = _plain(await fetch())
         if self.dlq is not None:
             out["dlq"]["counts"] = _plain(await self.dlq.counts())
+        if self.sla is not None:
+            out["sla"] = await self.sla.fetch_report()  # every instance's figures
         return out
 
 

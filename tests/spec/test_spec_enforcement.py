@@ -50,6 +50,7 @@ def test_every_model_key_is_classified() -> None:
         "security",
         "streaming",
         "testing",
+        "sla",
     )
     enforced = sorted(path for path in _doc_paths() if classify(path) == "enforced")
     stray = [p for p in enforced if not any(p == w or p.startswith(w + ".") for w in wired)]
@@ -82,10 +83,10 @@ def test_absent_and_informational_keys_are_not_reported() -> None:
 def test_keys_are_reported_in_spec_order() -> None:
     """Warnings follow the order the keys are written in."""
     spec = load(
-        MINIMAL + "sla: {availability: 99.9}\ntesting: {integration_tests: {use_sandbox: true}}\n", environ={}
+        MINIMAL + "throttling: {max_wait: 5s}\ntesting: {integration_tests: {use_sandbox: true}}\n", environ={}
     )
     reported = not_enforced(spec)
-    assert reported.index("sla") < reported.index("testing.integration_tests.use_sandbox")
+    assert reported.index("throttling.max_wait") < reported.index("testing.integration_tests.use_sandbox")
 
 
 def test_bundled_spec_reports_its_policies() -> None:

@@ -19,6 +19,7 @@ from rich.table import Table
 from tether.cli import app
 from tether.errors import TetherError
 from tether.integration import open as open_integration
+from tether.telemetry._sla import sla_rows
 
 __all__ = ["collect_status"]
 
@@ -65,6 +66,16 @@ def _render(status: dict[str, Any], console: Console) -> None:
                 ", ".join(entry.get("breaching", [])) or "—",
             )
         console.print(sla)
+    levels = status.get("sla")
+    if levels:
+        minutes = float(levels.get("window", 0)) / 60
+        table = Table(title=f"service levels (every instance, last {minutes:g} min)", title_justify="left")
+        for col in ("operation", "figure", "value", "target", "mark"):
+            table.add_column(col)
+        for operation, figure, value, target, mark in sla_rows(levels):
+            style = {"pass": "green", "short": "red"}.get(mark, "dim")
+            table.add_row(operation, figure, value, target, f"[{style}]{mark}[/{style}]")
+        console.print(table)
 
 
 @app.command()

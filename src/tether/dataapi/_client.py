@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import os
 import uuid
@@ -15,6 +16,7 @@ from typing import Any, Final, Protocol, Self, TypeVar, runtime_checkable
 
 import pydantic
 
+from tether._build import state_from
 from tether.auth import ApiKey
 from tether.dataapi._config import ClientConfig, load_config
 from tether.dataapi._models import (
@@ -47,6 +49,7 @@ from tether.pipeline.retry import Retry
 from tether.secret import value as secret_value
 from tether.spec._loader import load
 from tether.spec._model import Spec
+from tether.state import StateStore, open_store
 from tether.state.memory import MemoryStore
 
 __all__ = ["SERVICE", "DataAPIClient", "ExternalAPIClient", "bundled_spec_path"]
@@ -144,7 +147,7 @@ class DataAPIClient:
         self._overrides = dict(overrides)
         self._integration: Integration | None = None
         self._siblings: dict[RetryConfig, Integration] = {}
-        self._store: MemoryStore | None = None
+        self._store: StateStore | None = None
         self._auth: ApiKey | None = None
         self._spec: Spec | None = None
         self._tier: RateLimitTier | None = None
@@ -231,7 +234,8 @@ class DataAPIClient:
         else:
             with resources.as_file(bundled_spec_path()) as path:
                 self._spec = load(path, env=self._env, environ=environ)
-        self._store = MemoryStore()
+        state = state_from(self._spec)
+        self._store = open_store(state) if state and not state.startswith("memory") else MemoryStore()
         self._auth = (
             ApiKey(secret=secret_value(credentials.api_key), header=API_KEY_HEADER)
             if credentials is not None
@@ -350,6 +354,7 @@ class DataAPIClient:
         self.batch_failures = {}
         failures: dict[str, BaseException] = {}
         inputs = [{"identifier": identifier} for identifier in request.identifiers]
+        started = integration.client.clock.monotonic()
         async with integration.call_many("get_data", inputs, concurrency=max_concurrent) as outcomes:
             async for outcome in outcomes:
                 identifier = str(outcome.input["identifier"])
@@ -366,6 +371,10 @@ class DataAPIClient:
                     continue
                 yield item
         self.batch_failures = failures
+        if integration.sla is not None:  # the whole batch is one operation of the service levels
+            code = getattr(next(iter(failures.values())), "error_code", "ERROR") if failures else None
+            elapsed = integration.client.clock.monotonic() - started
+            integration.sla.record("get_data_batch", elapsed, error_code=code)
         if failures:
             first = next(iter(failures.values()))
             details = [
@@ -394,16 +403,18 @@ class DataAPIClient:
             interval=interval,
         )
         integration = self.integration
-        records = [
-            self._parse(HistoricalRecord, record, "get_historical", None)
-            async for record in integration.paginate(
-                "get_historical",
-                identifier=request.identifier,
-                start=request.start_date.isoformat(),
-                end=request.end_date.isoformat(),
-                interval=request.interval,
-            )
-        ]
+        sla = integration.sla
+        with sla.operation("get_historical") if sla is not None else contextlib.nullcontext():
+            records = [  # every page: one get_historical operation of the service levels
+                self._parse(HistoricalRecord, record, "get_historical", None)
+                async for record in integration.paginate(
+                    "get_historical",
+                    identifier=request.identifier,
+                    start=request.start_date.isoformat(),
+                    end=request.end_date.isoformat(),
+                    interval=request.interval,
+                )
+            ]
         return HistoricalDataResponse(
             identifier=request.identifier,
             interval=request.interval,
@@ -427,8 +438,18 @@ class DataAPIClient:
         )
 
     def status(self) -> dict[str, Any]:
-        """The integration's snapshot (``tether.Integration.status``): breaker, limiter, …"""
+        """The integration's snapshot (``tether.Integration.status``): breaker, limiter, …, and
+        under ``"sla"`` this process's service levels per operation beside their targets."""
         return self.integration.status()
+
+    async def service_levels(self) -> dict[str, Any]:
+        """Every instance's service levels over the window (read from the state store): per
+        operation p50 / p95 / p99, error rate, availability, retry success and cache hit rates,
+        and breaker recovery, each ``{"value", "target", "mark": "pass" | "short" | …}``."""
+        sla = self.integration.sla
+        if sla is None:
+            raise ConnectionError("this client's spec has no sla section", service=SERVICE)
+        return await sla.fetch_report()
 
     def __repr__(self) -> str:
         state = f"connected, tier={self._tier.value}" if self._tier and self.connected else "disconnected"

@@ -52,7 +52,6 @@ NOT_ENFORCED: Final[frozenset[str]] = frozenset(
         # testing: fixtures_location, mock_responses, sandbox_url, test_credentials and
         # contract_tests are wired (cassettes, tether mock, the sandbox environment, tether verify)
         "testing.integration_tests.use_sandbox",
-        "sla",
     }
 )
 
@@ -83,6 +82,7 @@ INFORMATIONAL: Final[frozenset[str]] = frozenset(
         "validation_cases",
         "implementation_references",
         "uncertainties",
+        "sla.support_hours",
     }
 )
 

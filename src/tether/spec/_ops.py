@@ -687,7 +687,12 @@ class ResponseTimeTargets(SpecModel):
 
 
 class Sla(SpecModel):
-    """Service-level objectives, tracked and reported (``tether status``)."""
+    """Service-level objectives: tracked over a rolling window per operation, reported by
+    ``tether status`` and ``Integration.status()`` beside each target, and alerted on when missed.
+    Endpoints' ``performance`` targets are their latency objectives; ``response_time`` is the
+    default for the others."""
+
+    DEFAULT_WINDOW: ClassVar[float] = 600.0
 
     availability: Percent | None = None
     """Availability objective (``99.9`` or ``"99.9%"``)."""
@@ -697,7 +702,16 @@ class Sla(SpecModel):
     ) = None
     """Latency objectives: ``{p95: 500ms}`` or ``"p99 < 1000ms"``."""
     error_rate: Ratio | None = None
-    """Error-rate objective (``0.005``, ``"0.5%"``, ``"< 0.5%"``)."""
+    """Error-rate objective (``0.005``, ``"0.5%"``, ``"< 0.5%"``); rate-limit refusals and
+    breaker rejections are not counted as calls for it."""
+    retry_success_rate: Ratio | None = None
+    """Share of calls that needed a retry and then succeeded (``"> 80%"``)."""
+    cache_hit_rate: Ratio | None = None
+    """Share of calls of cached endpoints answered from the cache (``"> 70%"``)."""
+    breaker_recovery: Seconds | None = None
+    """Longest time from the breaker opening to closing again (``60s``)."""
+    window: Seconds = DEFAULT_WINDOW
+    """The rolling window the figures cover."""
     support_hours: str | None = None
     """``24/7``, business hours …"""
 
