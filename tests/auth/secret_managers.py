@@ -110,7 +110,7 @@ def accepting(keys: list[str]) -> Fault:
     """A route that answers 200 only to ``X-API-Key: <keys[-1]>`` (the current key), else 401."""
 
     def answer(incoming: Incoming) -> Fault:
-        sent = dict((k.lower(), v) for k, v in incoming.headers).get("x-api-key")
+        sent = {k.lower(): v for k, v in incoming.headers}.get("x-api-key")
         if sent == keys[-1]:
             return Fault.ok(json={"ok": True})
         return Fault.status(401, json={"error": "invalid key"})

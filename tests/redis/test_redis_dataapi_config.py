@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))
-from secret_managers import GcpSecrets  # noqa: E402
+from secret_managers import GcpSecrets
 
-from tether.dataapi import DataAPIClient, DataAPIMock, RateLimitTier, serve_mock  # noqa: E402
-from tether.errors import APIError, CircuitOpenError, TimeoutError  # noqa: E402
-from tether.mock import Fault  # noqa: E402
-from tether.testing import VirtualClock  # noqa: E402
+from tether.dataapi import DataAPIClient, DataAPIMock, RateLimitTier, serve_mock
+from tether.errors import APIError, CircuitOpenError, TimeoutError
+from tether.mock import Fault
+from tether.testing import VirtualClock
 
 pytestmark = pytest.mark.redis
 
