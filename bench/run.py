@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.clients import CLIENTS
+from bench.dataapi_load import link_section as dataapi_link
+from bench.dataapi_load import run_after_bench as run_dataapi_load
 from bench.measure import Measurement, measure_once
 from bench.redis_limiter import link_section, run_after_bench
 from bench.report import RATIO_CONCURRENCY, ratios, render_markdown, summarise, write_json, write_plot
@@ -200,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _print_summary(measurements, levels, keys)
     print(f"\nwrote {doc}, {plot} and {json_path}")
     run_after_bench(out_dir, smoke=bool(args.smoke))  # docs/benchmarks-redis.md + its link
+    run_dataapi_load(out_dir, smoke=bool(args.smoke))  # docs/benchmarks-dataapi.md + its link
     return 0
 
 
@@ -217,6 +220,7 @@ def _write_report(
         render_markdown(meta=meta, measurements=measurements, capacity=capacity, plot_name=plot.name)
     )
     link_section(doc)  # a pointer to benchmarks-redis.md (bench/redis_limiter.py)
+    dataapi_link(doc)  # and to benchmarks-dataapi.md (bench/dataapi_load.py)
     return doc, plot
 
 

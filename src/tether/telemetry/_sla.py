@@ -20,7 +20,8 @@ The figures, per operation (an endpoint, or a facade's operation such as a whole
 - ``availability``: 1 − error rate;
 - ``retry_success_rate``: calls that needed more than one attempt and then succeeded / calls
   that needed more than one attempt;
-- ``cache_hit_rate``: calls answered from the cache / calls;
+- ``cache_hit_rate``: calls answered from the cache / calls of cached endpoints (a facade's
+  multi-call operation, a whole history say, has no figure of its own);
 - ``breaker_recovery`` (per service): the longest time from a breaker opening to closing again
   in the window, against its target.
 
@@ -59,7 +60,7 @@ LATENCY_BOUNDS_MS: Final[tuple[float, ...]] = (
 EXCLUDED_CODES: Final = frozenset({"RATE_001", "CIRCUIT_001"})
 #: The operation name service-wide figures (breaker recovery) are kept under.
 SERVICE_WIDE: Final = "_service"
-_FIELDS: Final = ("calls", "errors", "excluded", "retried", "retried_ok", "cache_hits")
+_FIELDS: Final = ("calls", "errors", "excluded", "retried", "retried_ok", "cache_lookups", "cache_hits")
 _RECOVERY_FIELDS: Final = ("recoveries", "recovery_over", "recovery_ms_max")
 _QUANTILES: Final = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 #: Seconds between flushes to the state store.
@@ -180,7 +181,8 @@ def figures(buckets: Buckets, targets: SlaTargets, operations: Iterable[str]) ->
             "ratio",
         )
         if operation in targets.cached:
-            hit = counts["cache_hits"] / calls if calls else None
+            looked = counts["cache_lookups"]
+            hit = counts["cache_hits"] / looked if looked else None
             entry["cache_hit_rate"] = _figure(
                 hit,
                 targets.cache_hit_rate,
@@ -305,9 +307,10 @@ class SlaRecorder:
         *,
         error_code: str | None = None,
         attempts: int = 1,
-        from_cache: bool = False,
+        from_cache: bool | None = None,
     ) -> None:
-        """Count one finished operation (``error_code`` ``None``: it succeeded)."""
+        """Count one finished operation (``error_code`` ``None``: it succeeded; ``from_cache``
+        ``None``: not one call the cache could answer, e.g. a facade's multi-call operation)."""
         values: Counter[str] = Counter({"calls": 1, f"h{_bucket_of(elapsed)}": 1})
         if error_code in EXCLUDED_CODES:
             values["excluded"] += 1
@@ -317,8 +320,9 @@ class SlaRecorder:
             values["retried"] += 1
             if error_code is None:
                 values["retried_ok"] += 1
-        if from_cache:
-            values["cache_hits"] += 1
+        if from_cache is not None:
+            values["cache_lookups"] += 1
+            values["cache_hits"] += int(from_cache)
         self._count(operation, values)
 
     @contextmanager
