@@ -1,7 +1,7 @@
 """A worker process for the shared Redis cache test: ``python redis_cache_workers.py CONFIG_JSON``.
 
 It builds its own ``tether.Client`` with ``Cache(backend=<the shared Redis>)`` and an API key,
-prints ``ready``, waits for ``go START`` on stdin (epoch seconds, one instant for every worker),
+prints ``ready``, waits for ``go START DURATION`` on stdin (epoch seconds, one instant for every worker),
 then makes ``calls`` concurrent ``GET /item`` calls and prints one JSON line: how many succeeded,
 failed, and how each was answered (the cache's ``meta["cache"]`` state, and whether it was
 coalesced in-process or filled by another process).

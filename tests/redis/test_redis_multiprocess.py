@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -22,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from worker_group import Workers
+from worker_group import workers as worker_group
 
 from tether.mock import Fault, spawn_server
 from tether.state._protocol import BreakerConfig
@@ -33,72 +31,11 @@ WORKERS = Path(__file__).with_name("redis_workers.py")
 LONG = os.environ.get("TETHER_LONG") == "1"
 
 
-class Workers:
-    """Worker subprocesses started together; ``go()`` releases them at one instant."""
-
-    def __init__(self, procs: Sequence[subprocess.Popen[str]], errs: Sequence[Any]) -> None:
-        self.procs = list(procs)
-        self.errs = list(errs)
-
-    def _stderr(self, i: int) -> str:
-        self.errs[i].seek(0)
-        text: str = self.errs[i].read()
-        return text[-3000:]
-
-    def wait_ready(self) -> None:
-        for i, proc in enumerate(self.procs):
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if line.strip() != "ready":
-                proc.wait(timeout=10)
-                raise AssertionError(f"worker {i} did not start: {line!r}\n{self._stderr(i)}")
-
-    def go(self, duration: float, lead: float = 0.5) -> float:
-        start = time.time() + lead
-        for proc in self.procs:
-            assert proc.stdin is not None
-            proc.stdin.write(f"go {start!r} {duration!r}\n")
-            proc.stdin.flush()
-        return start
-
-    def results(self, timeout: float) -> list[dict[str, Any]]:
-        out = []
-        for i, proc in enumerate(self.procs):
-            stdout, _ = proc.communicate(timeout=timeout)
-            if proc.returncode != 0:
-                raise AssertionError(f"worker {i} exited with {proc.returncode}:\n{self._stderr(i)}")
-            out.append(json.loads(stdout.strip().splitlines()[-1]))
-        return out
-
-
 @contextmanager
 def workers(mode: str, configs: Sequence[dict[str, Any]]) -> Iterator[Workers]:
-    """Start one worker per config; every one is killed on the way out."""
-    procs: list[subprocess.Popen[str]] = []
-    errs: list[Any] = []
-    try:
-        for cfg in configs:
-            err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in finally)
-            errs.append(err)
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, str(WORKERS), mode, json.dumps(cfg)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=err,
-                    text=True,
-                )
-            )
-        group = Workers(procs, errs)
-        group.wait_ready()
+    """Start one ``redis_workers.py MODE`` worker per config."""
+    with worker_group([str(WORKERS), mode], configs) as group:
         yield group
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for err in errs:
-            err.close()
 
 
 def max_in_any_window(times: Sequence[float], width: float) -> int:
