@@ -102,7 +102,12 @@ def test_the_file_becomes_the_spec_it_describes() -> None:
     cache = options["cache"]
     assert cache.backend == "redis://localhost:6379/0"
     assert (cache.ttl, cache.max_bytes, cache.eviction) == (30.0, 512_000_000, "lru")
-    assert dict(cache.ttl_by_endpoint) == {"/metadata/*": 86400.0, "get_data": 30.0, "get_historical": 3600.0}
+    assert dict(cache.ttl_by_endpoint) == {
+        "/metadata/*": 86400.0,
+        "get_data": 30.0,
+        "get_historical": 3600.0,
+        "list_identifiers": 86400.0,
+    }
     assert dict(cache.ttl_by_param["interval"]) == {"daily": 3600.0, "weekly": 86400.0, "monthly": 3600.0}
     monitoring = spec.monitoring
     assert monitoring is not None and monitoring.metrics_enabled and monitoring.alert_on_open

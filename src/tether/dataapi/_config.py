@@ -138,7 +138,7 @@ CONFIG_EFFECTS: Final[Mapping[str, str]] = {
     "cache.ttl_seconds.data": "cache.ttl and get_data's TTL",
     "cache.ttl_seconds.historical_daily": "get_historical's TTL, and for interval=daily (and monthly)",
     "cache.ttl_seconds.historical_weekly": "get_historical's TTL for interval=weekly",
-    "cache.ttl_seconds.metadata": "cache.ttl_by_path /metadata/* (metadata requests)",
+    "cache.ttl_seconds.metadata": "list_identifiers' TTL, and cache.ttl_by_path /metadata/*",
     "cache.max_size_mb": "cache.max_size_mb (byte bound, 10^6 bytes per MB)",
     "cache.eviction_policy": "cache.eviction_policy (lfu and ttl need backend redis)",
     "monitoring.metrics_enabled": "monitoring.metrics_enabled (Prometheus metrics)",
@@ -675,6 +675,8 @@ def _overlay(spec: dict[str, Any], config: ExternalAPIConfig) -> dict[str, Any]:
     spec["cache"] = section
     spec["endpoints"]["get_data"]["cache"] = {"ttl": _s(ttl.data)}
     spec["endpoints"]["get_historical"]["cache"] = {"ttl": _s(ttl.historical_daily)}
+    if "list_identifiers" in spec["endpoints"]:  # the API's metadata: which identifiers exist
+        spec["endpoints"]["list_identifiers"]["cache"] = {"ttl": _s(ttl.metadata)}
 
     monitoring = config.monitoring
     alerts = []
