@@ -82,9 +82,8 @@ def test_absent_and_informational_keys_are_not_reported() -> None:
 
 def test_keys_are_reported_in_spec_order() -> None:
     """Warnings follow the order the keys are written in."""
-    spec = load(
-        MINIMAL + "throttling: {max_wait: 5s}\ntesting: {integration_tests: {use_sandbox: true}}\n", environ={}
-    )
+    text = MINIMAL + "throttling: {max_wait: 5s}\ntesting: {integration_tests: {use_sandbox: true}}\n"
+    spec = load(text, environ={})
     reported = not_enforced(spec)
     assert reported.index("throttling.max_wait") < reported.index("testing.integration_tests.use_sandbox")
 
