@@ -65,11 +65,12 @@ def test_every_model_key_is_classified() -> None:
 
 
 def test_present_keys_are_reported_at_their_registry_depth() -> None:
-    """A spec with an sla section is told that sla is not enforced, once, at its depth."""
-    spec = load(MINIMAL + "sla: {availability: 99.9, error_rate: 1}\nretry: {}\n", environ={})
+    """circuit_breaker.monitoring is reported not enforced once, at its depth, not key by key."""
+    spec = load(MINIMAL + "circuit_breaker: {monitoring: {metrics_enabled: true}}\nretry: {}\n", environ={})
     reported = not_enforced(spec)
-    assert "sla" in reported
-    assert "sla.availability" not in reported
+    assert "circuit_breaker.monitoring" in reported
+    assert "circuit_breaker.monitoring.metrics_enabled" not in reported
+    assert "circuit_breaker" not in reported
     assert "retry" not in reported
     assert "endpoints.get_item.path" not in reported
 
@@ -110,5 +111,7 @@ def test_bundled_spec_reports_its_policies() -> None:
 
 def test_model_built_specs_report_from_set_fields() -> None:
     """A Spec built in code reports the fields it was given."""
-    spec = Spec.model_validate({"service": {"name": "x", "base_url": "https://x.example"}, "sla": {}})
-    assert "sla" in not_enforced(spec)
+    spec = Spec.model_validate(
+        {"service": {"name": "x", "base_url": "https://x.example"}, "dlq": {"retention": "7d"}}
+    )
+    assert "dlq.retention" in not_enforced(spec)
